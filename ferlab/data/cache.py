@@ -1,0 +1,71 @@
+"""Decoded-uint8 image cache: every file is decoded at most once per process.
+
+The cache is one ``(N, 3, S, S)`` uint8 tensor plus a "filled" mask. It is filled
+lazily (``ensure``) or all at once (``preload``, threaded, with a progress bar) and
+can be moved to a GPU (``to(device)``) when it fits, so that batches never leave the
+device.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+class ImageCache:
+    def __init__(self, n: int, size: int, decode: Callable[[int], np.ndarray], channels: int = 3):
+        """``decode(i)`` returns image ``i`` as a uint8 ``(size, size, channels)`` array."""
+        self.decode = decode
+        self.images = torch.zeros((n, channels, size, size), dtype=torch.uint8)
+        self.filled = np.zeros(n, dtype=bool)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def _fill(self, idx: np.ndarray, threads: int, progress: bool, desc: str) -> None:
+        def work(i: int) -> tuple[int, np.ndarray]:
+            return i, self.decode(int(i))
+
+        bar = tqdm(total=len(idx), desc=desc, disable=not progress, unit="img", leave=False)
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            for i, arr in pool.map(work, idx):
+                self.images[i] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(self.images.device)
+                self.filled[i] = True
+                bar.update(1)
+        bar.close()
+
+    def ensure(self, indices: np.ndarray, threads: int = 4) -> None:
+        missing = indices[~self.filled[indices]]
+        if len(missing):
+            self._fill(np.unique(missing), threads, progress=False, desc="decode")
+
+    def preload(self, threads: int = 4, progress: bool = True, desc: str = "decoding images") -> None:
+        missing = np.flatnonzero(~self.filled)
+        if len(missing):
+            self._fill(missing, threads, progress, desc)
+
+    def get(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
+        idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64)
+        self.ensure(idx)
+        return self.images[torch.as_tensor(idx, device=self.images.device)]
+
+    def to(self, device: torch.device | str) -> "ImageCache":
+        """Move the (fully decoded) cache to ``device``; e.g. a GPU-resident cache."""
+        self.preload()
+        self.images = self.images.to(device)
+        return self
+
+    def share_memory_(self) -> "ImageCache":
+        self.images.share_memory_()
+        return self

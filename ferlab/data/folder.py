@@ -1,0 +1,44 @@
+"""Any ImageFolder: ``ROOT/<class name>/*.{jpg,png,...}``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import classes as C
+from .base import FERDataset
+from .errors import DatasetError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def image_folder(root: str | Path, classes: Sequence[str] | None = None, image_size: int = 112,
+                 on_bad_image: str = "error", name: str | None = None) -> FERDataset:
+    """Class folders are matched to ``classes`` by (aliased) emotion name; without
+    ``classes`` the sorted folder names become the classes."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: image folder not found")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DatasetError(f"{root}: no class sub-folders (expected ROOT/<class>/*.jpg)")
+    if classes is None:
+        classes = tuple(p.name for p in folders)
+        index = {p.name: i for i, p in enumerate(folders)}
+    else:
+        index = {}
+        for p in folders:
+            try:
+                index[p.name] = list(classes).index(C.canonical_name(p.name))
+            except (KeyError, ValueError) as e:
+                raise DatasetError(f"{p}: folder name is not one of the classes {list(classes)}") from e
+    paths, labels = [], []
+    for p in folders:
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        paths += files
+        labels += [index[p.name]] * len(files)
+    if not paths:
+        raise DatasetError(f"{root}: class folders contain no images ({sorted(IMAGE_SUFFIXES)})")
+    return FERDataset(classes=classes, labels=np.array(labels), paths=paths, image_size=image_size,
+                      on_bad_image=on_bad_image, name=name or f"folder-{root.name}", meta={"root": str(root)})

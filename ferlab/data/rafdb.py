@@ -1,0 +1,69 @@
+"""RAF-DB basic: ``EmoLabel/list_patition_label.txt`` + ``Image/aligned/*_aligned.jpg``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import classes as C
+from .base import FERDataset
+from .errors import DatasetError
+
+LABEL_FILE = "EmoLabel/list_patition_label.txt"
+
+
+def read_label_list(path: Path, num_classes: int = 7) -> list[tuple[str, int]]:
+    """Parse ``<name>.jpg <label>`` lines (1-based labels) -> [(name, 0-based label)]."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: RAF-DB label file not found")
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise DatasetError(f"{path}:{lineno}: expected '<name>.jpg <label>', got {line.strip()!r}")
+            try:
+                lab = int(parts[1])
+            except ValueError as e:
+                raise DatasetError(f"{path}:{lineno}: label {parts[1]!r} is not an integer") from e
+            if not 1 <= lab <= num_classes:
+                raise DatasetError(f"{path}:{lineno}: label {lab} outside 1..{num_classes} (RAF-DB labels are 1-based)")
+            rows.append((parts[0], lab - 1))
+    return rows
+
+
+def write_label_list(path: Path, rows: list[tuple[str, int]]) -> None:
+    """Write [(name, 0-based label)] in the 1-based EAC/RAF-DB format."""
+    Path(path).write_text("".join(f"{n} {lab + 1}\n" for n, lab in rows))
+
+
+def rafdb(root: str | Path, split: str = "train", noise_file: str | Path | None = None,
+          image_size: int = 100, on_bad_image: str = "error") -> FERDataset:
+    """Load RAF-DB basic. ``noise_file``: an EAC ``noise0X.txt`` (train rows only,
+    same format) whose labels replace the training labels; test labels always come
+    from the clean list."""
+    root = Path(root)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    rows = [r for r in read_label_list(root / LABEL_FILE) if r[0].startswith(split)]
+    if not rows:
+        raise DatasetError(f"{root / LABEL_FILE}: no rows whose name starts with {split!r}")
+    names = [n for n, _ in rows]
+    clean = np.array([lab for _, lab in rows])
+    labels = clean
+    if noise_file is not None and split == "train":
+        noisy = dict(read_label_list(Path(noise_file)))
+        absent = [n for n in names if n not in noisy]
+        if absent:
+            raise DatasetError(f"{noise_file}: no label for {len(absent)} training images, e.g. {absent[0]}")
+        labels = np.array([noisy[n] for n in names])
+    paths = [root / "Image" / "aligned" / (n.split(".")[0] + "_aligned.jpg") for n in names]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DatasetError(f"{missing[0]}: image listed in {root / LABEL_FILE} not found ({len(missing)} missing)")
+    return FERDataset(classes=C.RAFDB, labels=labels, clean_labels=clean, paths=paths, image_size=image_size,
+                      on_bad_image=on_bad_image, name=f"rafdb-{split}",
+                      meta={"root": str(root), "split": split, "noise_file": str(noise_file) if noise_file else None,
+                            "names": names})

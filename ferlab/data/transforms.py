@@ -1,0 +1,217 @@
+"""Batched, on-device image transforms.
+
+Every op takes a float batch ``x`` of shape (B, 3, H, W) (pixel range 0..255 until
+:class:`Normalize`) and returns a batch; random ops draw from the global torch RNG
+of ``x``'s device, which the trainer checkpoints, so resume is exact. A pipeline is
+a :class:`Compose` built from a preset (:func:`train_transform`, :func:`eval_transform`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF_MEAN = (0.5, 0.5, 0.5)
+HALF_STD = (0.5, 0.5, 0.5)
+
+
+def _rand(n: int, x: torch.Tensor) -> torch.Tensor:
+    return torch.rand(n, device=x.device)
+
+
+class Compose:
+    def __init__(self, *ops):
+        self.ops = [op for op in ops if op is not None]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() if not x.is_floating_point() else x
+        for op in self.ops:
+            x = op(x)
+        return x
+
+    def __repr__(self) -> str:
+        return "Compose(" + ", ".join(repr(o) for o in self.ops) + ")"
+
+
+@dataclass
+class Resize:
+    size: int
+
+    def __call__(self, x):
+        if x.shape[-1] == self.size and x.shape[-2] == self.size:
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > self.size)
+
+
+@dataclass
+class GaussianNoise:
+    """Add N(0, var) pixel noise on the 0..255 scale with probability ``p``, then clip
+    (EAC/RUL/DMUE's ``add_g``: var = 30)."""
+    var: float = 30.0
+    p: float = 0.5
+
+    def __call__(self, x):
+        apply = (_rand(x.shape[0], x) < self.p).view(-1, 1, 1, 1)
+        noisy = (x + torch.randn_like(x) * math.sqrt(self.var)).clamp(0, 255)
+        return torch.where(apply, noisy, x)
+
+
+@dataclass
+class RandomHorizontalFlip:
+    p: float = 0.5
+
+    def __call__(self, x):
+        apply = (_rand(x.shape[0], x) < self.p).view(-1, 1, 1, 1)
+        return torch.where(apply, x.flip(-1), x)
+
+
+@dataclass
+class FlipOrNoise:
+    """RUL: with probability ``p`` apply exactly one of {horizontal flip, Gaussian noise}."""
+    p: float = 0.5
+    var: float = 30.0
+
+    def __call__(self, x):
+        u, pick = _rand(x.shape[0], x).view(-1, 1, 1, 1), _rand(x.shape[0], x).view(-1, 1, 1, 1)
+        noisy = (x + torch.randn_like(x) * math.sqrt(self.var)).clamp(0, 255)
+        out = torch.where((u < self.p) & (pick < 0.5), x.flip(-1), x)
+        return torch.where((u < self.p) & (pick >= 0.5), noisy, out)
+
+
+@dataclass
+class RandomCrop:
+    """Random ``size`` crop per sample (after optional zero ``padding``)."""
+    size: int
+    padding: int = 0
+
+    def __call__(self, x):
+        if self.padding:
+            x = F.pad(x, [self.padding] * 4)
+        B, C, H, W = x.shape
+        top = (torch.rand(B, device=x.device) * (H - self.size + 1)).long()
+        left = (torch.rand(B, device=x.device) * (W - self.size + 1)).long()
+        ar = torch.arange(self.size, device=x.device)
+        rows = (top[:, None] + ar)[:, None, :, None].expand(B, C, self.size, W)
+        x = x.gather(2, rows)
+        cols = (left[:, None] + ar)[:, None, None, :].expand(B, C, self.size, self.size)
+        return x.gather(3, cols)
+
+
+@dataclass
+class CenterCrop:
+    size: int
+
+    def __call__(self, x):
+        H, W = x.shape[-2:]
+        t, l = (H - self.size) // 2, (W - self.size) // 2
+        return x[..., t:t + self.size, l:l + self.size]
+
+
+@dataclass
+class RandomResizedCrop:
+    """Per-sample scale/ratio crop resampled to ``size`` with one batched ``grid_sample``."""
+    size: int
+    scale: tuple = (0.6, 1.0)
+    ratio: tuple = (3 / 4, 4 / 3)
+
+    def __call__(self, x):
+        B = x.shape[0]
+        area = torch.empty(B, device=x.device).uniform_(*self.scale)
+        logr = torch.empty(B, device=x.device).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        r = torch.exp(logr)
+        w = torch.sqrt(area * r).clamp(max=1.0)
+        h = torch.sqrt(area / r).clamp(max=1.0)
+        cx = (torch.rand(B, device=x.device) * 2 - 1) * (1 - w)
+        cy = (torch.rand(B, device=x.device) * 2 - 1) * (1 - h)
+        theta = torch.zeros(B, 2, 3, device=x.device)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
+        grid = F.affine_grid(theta, (B, x.shape[1], self.size, self.size), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@dataclass
+class ColorJitter:
+    """Per-sample brightness and contrast factors drawn from [1-b, 1+b], [1-c, 1+c]."""
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+    def __call__(self, x):
+        B = x.shape[0]
+        b = 1 + (torch.rand(B, 1, 1, 1, device=x.device) * 2 - 1) * self.brightness
+        c = 1 + (torch.rand(B, 1, 1, 1, device=x.device) * 2 - 1) * self.contrast
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x * b - mean) * c + mean).clamp(0, 255)
+
+
+@dataclass
+class Normalize:
+    """0..255 -> (x/255 - mean) / std."""
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    def __call__(self, x):
+        m = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * 255
+        s = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * 255
+        return (x - m) / s
+
+
+@dataclass
+class RandomErasing:
+    """torchvision's RandomErasing, batched: with probability ``p`` erase one box whose
+    area share is in ``scale`` and aspect in ``ratio`` (10 attempts, the first that
+    fits is used; none fits -> no erase), filled with ``value``."""
+    p: float = 0.5
+    scale: tuple = (0.02, 0.25)
+    ratio: tuple = (0.3, 3.3)
+    value: float = 0.0
+    attempts: int = 10
+
+    def __call__(self, x):
+        B, _, H, W = x.shape
+        dev = x.device
+        area = H * W * torch.empty(B, self.attempts, device=dev).uniform_(*self.scale)
+        logr = torch.empty(B, self.attempts, device=dev).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        r = torch.exp(logr)
+        h = torch.sqrt(area * r).round().long()
+        w = torch.sqrt(area / r).round().long()
+        fits = (h < H) & (w < W) & (h > 0) & (w > 0)
+        first = torch.where(fits.any(1), fits.float().argmax(1), torch.zeros(B, dtype=torch.long, device=dev))
+        h = h.gather(1, first[:, None]).squeeze(1)
+        w = w.gather(1, first[:, None]).squeeze(1)
+        apply = (torch.rand(B, device=dev) < self.p) & fits.any(1)
+        top = (torch.rand(B, device=dev) * (H - h + 1).clamp(min=1)).long()
+        left = (torch.rand(B, device=dev) * (W - w + 1).clamp(min=1)).long()
+        ys = torch.arange(H, device=dev).view(1, H, 1)
+        xs = torch.arange(W, device=dev).view(1, 1, W)
+        box = ((ys >= top.view(-1, 1, 1)) & (ys < (top + h).view(-1, 1, 1))
+               & (xs >= left.view(-1, 1, 1)) & (xs < (left + w).view(-1, 1, 1)) & apply.view(-1, 1, 1))
+        return x.masked_fill(box[:, None], self.value)
+
+
+def train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: float = 0.5,
+                    crop: str = "none", crop_padding: int = 0, jitter: float = 0.0, erasing: float = 0.0,
+                    gaussian_noise: float = 0.0) -> Compose:
+    """Preset: [noise] -> resize -> [crop] -> [flip] -> [jitter] -> normalise -> [erase].
+
+    ``crop``: ``none`` | ``random`` (pad + random crop) | ``resized`` (RandomResizedCrop).
+    """
+    ops = [GaussianNoise(30.0, gaussian_noise) if gaussian_noise else None]
+    if crop == "resized":
+        ops.append(RandomResizedCrop(input_size))
+    else:
+        ops.append(Resize(input_size))
+        if crop == "random":
+            ops.append(RandomCrop(input_size, crop_padding))
+        elif crop != "none":
+            raise ValueError(f"crop must be 'none', 'random' or 'resized', got {crop!r}")
+    ops += [RandomHorizontalFlip(flip) if flip else None, ColorJitter(jitter, jitter) if jitter else None,
+            Normalize(mean, std), RandomErasing(erasing) if erasing else None]
+    return Compose(*ops)
+
+
+def eval_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Compose:
+    return Compose(Resize(input_size), Normalize(mean, std))
