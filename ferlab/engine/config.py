@@ -1,0 +1,99 @@
+"""Training configuration: a flat dataclass that round-trips through YAML."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    name: str | None = None           # run name (runs/<name>); default: method-dataset-noise-seed
+    out_dir: str = "runs"
+    method: str = "baseline"
+    method_args: dict = field(default_factory=dict)
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    dataset_args: dict = field(default_factory=dict)       # e.g. label_mode, num_classes, image_size
+    eval_dataset_args: dict | None = None                  # default: clean labels (majority, no noise file)
+    train_split: str = "train"
+    val_split: str | None = "val"
+    test_split: str | None = "test"
+    noise: str = "none"               # none | symmetric | asymmetric | from_file
+    noise_rate: float = 0.0
+    noise_seed: int = 0
+    noise_file: str | None = None
+    backbone: str = "resnet18"
+    weights: str | None = None
+    min_weight_match: float = 0.9
+    input_size: int = 112
+    epochs: int | None = None         # None -> the method's official default
+    batch_size: int | None = None     # global, independent of the number of processes
+    optimizer: str | None = None      # adam | adamw | sgd
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    scheduler: str | None = None      # exponential | cosine | step | none
+    gamma: float | None = None
+    milestones: list | None = None
+    augment: dict | None = None       # None -> the method's default augmentation
+    seed: int = 0
+    deterministic: bool = True
+    device: str = "auto"
+    amp: str = "auto"                 # auto | bf16 | fp16 | off
+    channels_last: str = "auto"       # auto | on | off
+    cache: str = "ram"                # ram | gpu
+    eval_batch_size: int = 256
+    mean_last_k: int = 5
+    checkpoint_every: int = 0         # also checkpoint every N steps (0: epoch ends only)
+    log_every: int = 20
+    limit_train: int | None = None    # first N training images (smoke runs)
+    limit_eval: int | None = None
+    train_fit_every: int = 0          # measure memorisation on the training set every N epochs (0: at the end)
+    progress: bool = True
+
+    def resolved(self, method_defaults: dict) -> "TrainConfig":
+        """Fill every ``None`` hyperparameter from the method's official defaults."""
+        cfg = dataclasses.replace(self)
+        fallback = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+                    "scheduler": "none", "gamma": 0.1, "augment": {}}
+        for key, val in fallback.items():
+            if getattr(cfg, key) is None:
+                setattr(cfg, key, method_defaults.get(key, val))
+        return cfg
+
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        noise = "clean" if self.noise == "none" else f"{self.noise}{self.noise_rate:g}"
+        return f"{self.method}-{self.dataset}-{noise}-s{self.seed}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, preset: str | None = None) -> "TrainConfig":
+        """Read a config file; recipe files hold named presets under ``presets:``."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if "presets" in data:
+            presets = data["presets"]
+            if preset is None:
+                raise ValueError(f"{path}: choose a preset with --preset ({sorted(presets)})")
+            if preset not in presets:
+                raise ValueError(f"{path}: no preset {preset!r}; have {sorted(presets)}")
+            base = {k: v for k, v in data.items() if k not in ("presets", "provenance", "command")}
+            data = {**base, **presets[preset]}
+        return cls.from_dict({k: v for k, v in data.items() if k not in ("provenance", "command")})
+
+    def save_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -1,0 +1,353 @@
+"""fit / evaluate / resume for any Method: AMP, channels_last, DDP, progress, logging.
+
+Run directory (``<out_dir>/<name>/``): ``config.yaml``, ``noise.json``,
+``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` (full state) and
+``summary.json`` (protocol numbers).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import build_dataset
+from ..data.noise import apply_noise, save_manifest
+from ..methods import build_method, method_class
+from ..models import backbone_info, create_backbone
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed
+from .metrics import classification_report, train_fit_report
+from .protocol import summarize
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def epoch_order(n: int, seed: int, epoch: int, info: DistInfo) -> np.ndarray:
+    """This rank's sample order for ``epoch``: one permutation seeded by (seed, epoch),
+    trimmed to a multiple of the world size and strided over ranks."""
+    perm = np.random.Generator(np.random.PCG64([seed, epoch])).permutation(n)
+    usable = (n // info.world_size) * info.world_size if info.world_size > 1 else n
+    return perm[:usable][info.rank::info.world_size]
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+
+
+def build_scheduler(opt, cfg: TrainConfig):
+    if cfg.scheduler == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.milestones or [], gamma=cfg.gamma)
+    if cfg.scheduler in ("none", None):
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+    raise ValueError(f"scheduler must be exponential, cosine, step or none, got {cfg.scheduler!r}")
+
+
+def amp_dtype(cfg: TrainConfig, device: torch.device):
+    if device.type != "cuda" or cfg.amp == "off":
+        return None
+    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def eval_dataset_args(cfg: TrainConfig) -> dict:
+    """Evaluation splits always carry clean labels: FERPlus majority, no noise file."""
+    if cfg.eval_dataset_args is not None:
+        return {**cfg.dataset_args, **cfg.eval_dataset_args}
+    args = {k: v for k, v in cfg.dataset_args.items() if k != "noise_file"}
+    if "label_mode" in args:
+        args["label_mode"] = "majority"
+    return args
+
+
+@torch.no_grad()
+def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo = DistInfo(),
+                    amp=None, channels_last: bool = False, progress: bool = False, desc: str = "eval") -> np.ndarray:
+    """Predictions for every sample of ``dataset`` (each rank takes a stride, results are
+    all-gathered without padding duplicates). Returns (N,) int predictions."""
+    method.eval()
+    idx = np.arange(len(dataset))[info.rank::info.world_size]
+    preds = []
+    bar = tqdm(range(0, len(idx), batch_size), desc=desc, disable=not (progress and info.is_main), leave=False)
+    for lo in bar:
+        b = dataset.get_batch(idx[lo:lo + batch_size])
+        x = b["image"].to(device, non_blocking=True)
+        x = method.prepare(x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+            logits = method.predict(x)
+        preds.append(logits.argmax(1).cpu())
+    mine = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+    out = np.full(len(dataset), -1, dtype=np.int64)
+    for rank, part in enumerate(all_gather_objects(mine, info)):
+        out[np.arange(len(dataset))[rank::info.world_size]] = part
+    return out
+
+
+class Trainer:
+    """Build everything from a :class:`TrainConfig` and run ``fit()``."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.info = init_distributed(resolve_device(cfg.device).type)
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.info.enabled:
+            self.device = torch.device("cuda", self.info.local_rank)
+        self.cfg = cfg.resolved(method_class(cfg.method).defaults)
+        self.resume = resume
+        self.run_dir = Path(self.cfg.out_dir) / self.cfg.run_name()
+        self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        seed_everything(self.cfg.seed, self.cfg.deterministic)
+        self.amp = amp_dtype(self.cfg, self.device)
+        self.channels_last = self.device.type == "cuda" and self.cfg.channels_last != "off" or self.cfg.channels_last == "on"
+        self._build_data()
+        self._build_model()
+        self.history: list[dict] = []
+        self.start_epoch, self.start_step, self.global_step = 0, 0, 0
+        self.epoch_acc: dict = {}
+
+    # -- construction -----------------------------------------------------------
+    def log(self, msg: str) -> None:
+        if self.info.is_main:
+            tqdm.write(msg)
+
+    def _build_data(self) -> None:
+        cfg = self.cfg
+        self.train_set = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
+        if cfg.limit_train:
+            self.train_set = self.train_set.subset(np.arange(min(cfg.limit_train, len(self.train_set))))
+        self.noise_manifest = None
+        if cfg.noise != "none":
+            self.noise_manifest = apply_noise(self.train_set, cfg.noise, cfg.noise_rate, cfg.noise_seed,
+                                              noise_file=cfg.noise_file)
+        self.eval_sets = {}
+        for split in (cfg.val_split, cfg.test_split):
+            if split:
+                ds = build_dataset(cfg.dataset, cfg.data_root, split, **eval_dataset_args(cfg))
+                if cfg.limit_eval:
+                    ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
+                self.eval_sets["val" if split == cfg.val_split else "test"] = ds
+        self.num_classes = self.train_set.num_classes
+        for ds in [self.train_set, *self.eval_sets.values()]:
+            if ds.classes != self.train_set.classes:
+                raise ValueError(f"{ds.name} classes {ds.classes} differ from training classes {self.train_set.classes}")
+            ds.preload(progress=cfg.progress and self.info.is_main)
+            if cfg.cache == "gpu" and self.device.type == "cuda":
+                ds.cache.to(self.device)
+
+    def _build_model(self) -> None:
+        cfg = self.cfg
+        info = backbone_info(cfg.backbone)
+        backbone = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=self.num_classes,
+                                   min_match=cfg.min_weight_match, verbose=self.info.is_main)
+        self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
+                                   mean=info["mean"], std=info["std"], augment=cfg.augment, **cfg.method_args)
+        self.method.to(self.device)
+        if self.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        self.model = self.method
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.method, device_ids=ids,
+                                                                   find_unused_parameters=getattr(self.method, "find_unused_parameters", False))
+        self.optimizer = build_optimizer(self.method.param_groups(cfg.lr), cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+
+    # -- state ------------------------------------------------------------------
+    def state_dict(self, epoch: int, step: int) -> dict:
+        return {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": epoch, "step_in_epoch": step, "global_step": self.global_step, "rng": ckpt.rng_state(),
+                "history": self.history, "epoch_acc": self.epoch_acc, "config": self.cfg.to_dict(),
+                "labels": torch.from_numpy(self.train_set.labels)}
+
+    def save(self, epoch: int, step: int) -> None:
+        if self.info.is_main:
+            ckpt.save_atomic(self.state_dict(epoch, step), self.ckpt_path)
+
+    def load(self, path: Path) -> None:
+        state = ckpt.load(path)
+        if not torch.equal(state["labels"], torch.from_numpy(self.train_set.labels)):
+            raise ValueError(f"{path}: training labels differ from this run's (different noise or data?)")
+        self.method.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.start_step = state["epoch"], state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.history = list(state["history"])
+        self.epoch_acc = dict(state["epoch_acc"])
+        ckpt.set_rng_state(state["rng"])
+        self.log(f"resumed {path} at epoch {self.start_epoch} step {self.start_step}")
+
+    # -- loops ------------------------------------------------------------------
+    def evaluate(self, split: str) -> dict:
+        ds = self.eval_sets[split]
+        preds = predict_dataset(self.method, ds, self.device, self.cfg.eval_batch_size, self.info, self.amp,
+                                self.channels_last, self.cfg.progress, desc=f"eval {split}")
+        return classification_report(ds.labels, preds, self.num_classes)
+
+    def train_fit(self) -> dict | None:
+        ds = self.train_set
+        if ds.clean_labels is None:
+            return None
+        preds = predict_dataset(self.method, ds, self.device, self.cfg.eval_batch_size, self.info, self.amp,
+                                self.channels_last, self.cfg.progress, desc="eval train")
+        return train_fit_report(preds, ds.labels, ds.clean_labels)
+
+    def _check_finite(self, sums: dict, epoch: int, step: int) -> None:
+        loss = float(sums["loss"])
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss} at epoch {epoch} step {step}; last good checkpoint kept "
+                                   f"at {self.ckpt_path} (lower the lr, or disable AMP with --amp off)")
+
+    def train_epoch(self, epoch: int) -> dict:
+        cfg = self.cfg
+        order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info)
+        per_rank = max(1, cfg.batch_size // self.info.world_size)
+        steps = math.ceil(len(order) / per_rank)
+        self.method.train()
+        self.method.on_epoch_start(epoch)
+        start = self.start_step if epoch == self.start_epoch else 0
+        acc = self.epoch_acc if start else {}
+        sums = {k: torch.as_tensor(v, device=self.device) for k, v in acc.get("sums", {}).items()}
+        correct = torch.as_tensor(acc.get("correct", 0), device=self.device)
+        seen, t0 = acc.get("seen", 0), time.time()
+        images = 0
+        bar = tqdm(range(start, steps), total=steps, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not (cfg.progress and self.info.is_main), leave=False)
+        for step in bar:
+            batch = self.train_set.get_batch(order[step * per_rank:(step + 1) * per_rank])
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            with torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext():
+                out = self.model(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(out["loss"]).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.global_step += 1
+            n = len(batch["label"])
+            for k, v in out.items():
+                if k != "logits" and torch.is_tensor(v) and v.ndim == 0:
+                    sums[k] = sums.get(k, 0) + v.detach().float() * n
+            if "logits" in out:
+                correct = correct + (out["logits"].argmax(1) == batch["label"]).sum()
+            seen += n
+            images += n
+            if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+                self._check_finite(sums, epoch, step)
+                bar.set_postfix(loss=f"{float(sums['loss']) / seen:.4f}")
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
+                self._check_finite(sums, epoch, step)
+                self.epoch_acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen}
+                self.save(epoch, step + 1)
+        bar.close()
+        dt = time.time() - t0
+        # sum the per-rank statistics
+        stats = all_gather_objects(({k: float(v) for k, v in sums.items()}, int(correct), seen), self.info)
+        total = sum(s[2] for s in stats)
+        row = {k: sum(s[0][k] for s in stats) / max(total, 1) for k in stats[0][0]}
+        row["train_acc"] = sum(s[1] for s in stats) / max(total, 1)
+        row["time_s"] = dt
+        row["images_per_s"] = images * self.info.world_size / max(dt, 1e-9)
+        self.epoch_acc = {}
+        return row
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save_yaml(self.run_dir / "config.yaml")
+            if self.noise_manifest is not None:
+                save_manifest(self.noise_manifest, self.run_dir / "noise.json")
+        if self.resume and self.ckpt_path.is_file():
+            self.load(self.ckpt_path)
+        elif self.info.is_main and (self.run_dir / "metrics.jsonl").exists() and not self.resume:
+            (self.run_dir / "metrics.jsonl").unlink()
+        barrier(self.info)
+        self.log(f"run {self.run_dir} | {cfg.method} on {self.train_set.name} ({len(self.train_set)} images, "
+                 f"{self.num_classes} classes) | {cfg.backbone}@{cfg.input_size} | device {self.device}"
+                 f"{' x' + str(self.info.world_size) if self.info.enabled else ''} | amp {self.amp}")
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+                row.update(self.train_epoch(epoch))
+                self.scheduler.step()
+                for split in self.eval_sets:
+                    rep = self.evaluate(split)
+                    row[f"{split}_acc"], row[f"{split}_mean_class_acc"] = rep["acc"], rep["mean_class_acc"]
+                if cfg.train_fit_every and (epoch + 1) % cfg.train_fit_every == 0:
+                    row["train_fit"] = self.train_fit()
+                self.history.append(row)
+                self.start_step = 0
+                self.save(epoch + 1, 0)
+                if self.info.is_main:
+                    with open(self.run_dir / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    self.log(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                        for k, v in row.items() if k != "train_fit"))
+            summary = self.summarize()
+        finally:
+            cleanup(self.info)
+        return summary
+
+    def summarize(self) -> dict:
+        summary = {"run": str(self.run_dir), "method": self.cfg.method, "dataset": self.train_set.name,
+                   "protocol": summarize(self.history, self.cfg.mean_last_k)}
+        val_key = summarize(self.history, self.cfg.mean_last_k, key="val_acc") if "val" in self.eval_sets else {}
+        if val_key:
+            summary["val"] = {"last": val_key["last"], "best": val_key["best_test"]["value"]}
+        if "test" in self.eval_sets:
+            rep = self.evaluate("test")
+            summary["test_last"] = rep
+        summary["train_fit"] = self.train_fit()
+        if self.noise_manifest:
+            summary["noise"] = {k: self.noise_manifest[k] for k in ("kind", "rate", "seed", "realised_rate", "noisy_sha256")}
+        if self.info.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def fit(cfg: TrainConfig, resume: bool = False) -> dict:
+    return Trainer(cfg, resume=resume).fit()

@@ -1,0 +1,88 @@
+"""The Method contract and the method registry.
+
+A Method is an ``nn.Module`` that owns its backbone, heads, loss and its own
+batched augmentation:
+
+- ``training_step(batch) -> dict``: ``loss`` (scalar to backprop), named float
+  components (``ce``, ...), optionally ``logits`` (N, C) for train accuracy.
+  ``forward(batch)`` is ``training_step`` so that DDP wraps a Method directly.
+- ``predict(images) -> (N, C)`` logits on *normalised* images (inference cost of
+  the plain backbone + classifier); ``prepare(uint8 images)`` applies the eval
+  transform; ``features(images) -> (N, D)`` penultimate features.
+- ``cam_target_layer`` for Grad-CAM; ``on_epoch_start(epoch)`` hook.
+- ``param_groups(lr)`` for the optimizer (methods with several learning rates
+  override it). Per-sample state (banks, lambdas, centres) lives in buffers so it
+  is checkpointed with ``state_dict``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..data import transforms as T
+
+_METHODS: dict[str, type["Method"]] = {}
+
+
+def register_method(cls):
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def method_class(name: str) -> type["Method"]:
+    if name not in _METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {list_methods()}")
+    return _METHODS[name]
+
+
+def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> "Method":
+    """Build a registered method around ``backbone`` (a :class:`~ferlab.models.ResNet`)."""
+    return method_class(name)(backbone=backbone, num_classes=num_classes, **cfg)
+
+
+class Method(nn.Module):
+    name = "method"
+    #: official training hyperparameters (optimizer, lr, schedule, epochs, batch) -- the trainer's defaults
+    defaults: dict = {}
+
+    def __init__(self, backbone: nn.Module, num_classes: int, input_size: int = 112,
+                 mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, augment: dict | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.train_transform: Callable = T.train_transform(input_size, mean, std, **(augment or {}))
+        self.eval_transform: Callable = T.eval_transform(input_size, mean, std)
+
+    def forward(self, batch: dict) -> dict:
+        return self.training_step(batch)
+
+    def training_step(self, batch: dict) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, S, S) -> normalised float (N, 3, input_size, input_size)."""
+        return self.eval_transform(images)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_head(self.backbone.forward_features(images))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_head(self.backbone.forward_features(images), pre_logits=True)
+
+    @property
+    def cam_target_layer(self) -> nn.Module:
+        return self.backbone.layer4[-1]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
