@@ -162,9 +162,9 @@ def render_faces(n: int, seed: int, image_size: int = 64, class_probs=None, chun
     depth[27:36], depth[36:48], depth[48:68], depth[17:27] = 1.0, 0.55, 0.6, 0.45
     lm[..., 0] = lm[..., 0] * (1 - 0.2 * np.abs(yaw))[:, None] + 0.25 * yaw[:, None] * depth[None]
     roll = np.deg2rad(rng.uniform(-12, 12, n))
-    scale = rng.uniform(0.36, 0.44, n) * S
+    scale = rng.uniform(0.34, 0.40, n) * S
     center = S / 2 + rng.uniform(-0.06, 0.06, (n, 2)) * S
-    center[:, 1] += 0.02 * S
+    center[:, 1] -= 0.03 * S
     cos, sin = np.cos(roll)[:, None], np.sin(roll)[:, None]
     x, y = lm[..., 0], lm[..., 1]
     pix = np.stack([cos * x - sin * y, sin * x + cos * y], -1) * scale[:, None, None] + center[:, None]

@@ -200,6 +200,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epoch, "step_in_epoch": step, "global_step": self.global_step, "rng": ckpt.rng_state(),
                 "history": self.history, "epoch_acc": self.epoch_acc, "config": self.cfg.to_dict(),
+                "num_classes": self.num_classes,
                 "labels": torch.from_numpy(self.train_set.labels)}
 
     def save(self, epoch: int, step: int) -> None:
@@ -351,3 +352,31 @@ class Trainer:
 
 def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     return Trainer(cfg, resume=resume).fit()
+
+
+def load_run_method(checkpoint: str | Path, device: str = "auto"):
+    """Rebuild the Method of a run from its checkpoint (config inside) and load its weights."""
+    state = ckpt.load(checkpoint)
+    cfg = TrainConfig.from_dict(state["config"])
+    info = backbone_info(cfg.backbone)
+    dev = resolve_device(device)
+    num_classes = state["model"]["backbone.fc.weight"].shape[0] if "backbone.fc.weight" in state["model"] \
+        else state["num_classes"]
+    backbone = create_backbone(cfg.backbone, num_classes=num_classes)
+    method = build_method(cfg.method, backbone, num_classes, input_size=cfg.input_size, mean=info["mean"],
+                          std=info["std"], augment=cfg.augment, **cfg.method_args)
+    method.load_state_dict(state["model"])
+    return method.to(dev).eval(), cfg, dev
+
+
+def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str = "auto", batch_size: int = 256,
+                        progress: bool = True) -> dict:
+    """Single-process evaluation of a saved run on one of its evaluation splits."""
+    method, cfg, dev = load_run_method(checkpoint, device)
+    split_name = {"test": cfg.test_split, "val": cfg.val_split}.get(split, split)
+    ds = build_dataset(cfg.dataset, cfg.data_root, split_name, **eval_dataset_args(cfg))
+    if cfg.limit_eval:
+        ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
+    ds.preload(progress=progress)
+    preds = predict_dataset(method, ds, dev, batch_size, progress=progress, desc=f"eval {split}")
+    return {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}

@@ -1,0 +1,195 @@
+"""The ``ferlab`` command: train, eval, noise, datasets, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+# flag -> TrainConfig field, for `ferlab train`
+TRAIN_FLAGS = {
+    "method": str, "dataset": str, "data_root": str, "backbone": str, "weights": str, "input_size": int,
+    "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "scheduler": str,
+    "gamma": float, "noise": str, "noise_rate": float, "noise_seed": int, "noise_file": str, "seed": int,
+    "device": str, "amp": str, "channels_last": str, "cache": str, "name": str, "out_dir": str,
+    "limit_train": int, "limit_eval": int, "checkpoint_every": int, "log_every": int, "mean_last_k": int,
+    "train_fit_every": int,
+}
+DATASET_FLAGS = {"label_mode": str, "num_classes": int, "image_size": int, "majority_rule": str}
+
+
+def _parse_value(text: str):
+    return yaml.safe_load(text)
+
+
+def config_from_args(args) -> "TrainConfig":
+    from .engine.config import TrainConfig
+    cfg = TrainConfig.from_yaml(args.config, args.preset) if args.config else TrainConfig()
+    d = cfg.to_dict()
+    for key in TRAIN_FLAGS:
+        val = getattr(args, key)
+        if val is not None:
+            d[key] = val
+    ds_args = dict(d.get("dataset_args") or {})
+    for key in DATASET_FLAGS:
+        val = getattr(args, key)
+        if val is not None:
+            ds_args[key] = val
+    d["dataset_args"] = ds_args
+    for item in args.set or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        key, val = item.split("=", 1)
+        target, *rest = key.split(".")
+        if rest:
+            d.setdefault(target, {}) or d.__setitem__(target, {})
+            d[target][rest[0]] = _parse_value(val)
+        else:
+            d[key] = _parse_value(val)
+    if args.no_progress:
+        d["progress"] = False
+    return TrainConfig.from_dict(d)
+
+
+def cmd_train(args) -> int:
+    from .engine.trainer import fit
+    cfg = config_from_args(args)
+    summary = fit(cfg, resume=args.resume)
+    p = summary["protocol"]
+    if p:
+        print(f"test accuracy: last {p['last']:.4f} | mean of last {p['k']} {p['mean_last_k']:.4f} | "
+              f"at best val {p.get('best_val', float('nan')):.4f}")
+    print(f"run directory: {summary['run']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .engine.trainer import evaluate_checkpoint
+    path = Path(args.run)
+    ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if not ck.is_file():
+        raise SystemExit(f"{ck}: no checkpoint (give a run directory or a .pt file)")
+    rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(rep))
+    else:
+        print(f"{args.split} ({rep['split']}, {rep['n']} images): accuracy {rep['acc']:.4f}, "
+              f"mean class accuracy {rep['mean_class_acc']:.4f}")
+    return 0
+
+
+def cmd_noise(args) -> int:
+    from .data import build_dataset
+    from .data.noise import apply_noise, save_manifest
+    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
+    man = apply_noise(ds, args.kind, args.rate, args.seed, noise_file=args.noise_file)
+    names = ds.meta.get("names") or [f"{i:06d}" for i in range(len(ds))]
+    if args.out:
+        from .data.rafdb import write_label_list
+        write_label_list(Path(args.out), list(zip(names, ds.labels.tolist())))
+        man["labels_file"] = str(args.out)
+    manifest_path = Path(args.manifest or (str(args.out) + ".json" if args.out else "noise.json"))
+    save_manifest(man, manifest_path)
+    print(f"{args.kind} noise on {ds.name}: asked {args.rate:.3f}, realised {man['realised_rate']:.4f} "
+          f"({man['num_flipped']}/{man['num_samples']} flipped); manifest {manifest_path}"
+          + (f"; labels {args.out} (EAC format, 1-based)" if args.out else ""))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import DATASETS, build_dataset, find_data_root
+    if not args.name:
+        for name in sorted(DATASETS):
+            root = find_data_root(name) if name != "synthetic" else "(generated)"
+            print(f"{name:10s} {root or '-'}")
+        return 0
+    splits = {"ferplus": ["train", "val", "test"], "rafdb": ["train", "test"], "affectnet": ["train", "val"],
+              "fer2013": ["train", "val", "test"], "synthetic": ["train", "val", "test"]}.get(args.name, ["train"])
+    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    for split in splits:
+        ds = build_dataset(args.name, args.root, split, **ds_args)
+        counts = dict(zip(ds.classes, ds.class_counts().tolist()))
+        print(f"{args.name} {split}: {len(ds)} images, {ds.num_classes} classes {counts}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    run_demo(epochs=args.epochs, device=args.device, out_dir=args.out_dir, clean_reference=not args.no_reference)
+    return 0
+
+
+def _add_dataset_flags(p):
+    p.add_argument("--label-mode", dest="label_mode", help="FERPlus: majority | votes | fer2013")
+    p.add_argument("--num-classes", dest="num_classes", type=int, help="FERPlus/AffectNet: 7 or 8")
+    p.add_argument("--image-size", dest="image_size", type=int, help="side of the cached uint8 images")
+    p.add_argument("--majority-rule", dest="majority_rule", help="FERPlus: ferplus (default) | plurality")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ferlab", description="Facial expression recognition under noisy labels.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train a method (works under torchrun)")
+    tr.add_argument("--config", help="YAML config or recipe (recipes/<method>/<dataset>.yaml)")
+    tr.add_argument("--preset", help="preset inside a recipe (paper | cpu)")
+    for key, typ in TRAIN_FLAGS.items():
+        tr.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
+    _add_dataset_flags(tr)
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method_args.label_smoothing=0.1")
+    tr.add_argument("--resume", action="store_true", help="continue runs/<name>/checkpoints/last.pt if it exists")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a run's checkpoint on one split")
+    ev.add_argument("run", help="run directory or checkpoint file")
+    ev.add_argument("--split", default="test", help="test | val | a dataset split name")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    no = sub.add_parser("noise", help="write noisy training labels + manifest")
+    no.add_argument("--dataset", required=True)
+    no.add_argument("--data-root", dest="data_root")
+    no.add_argument("--split", default="train")
+    no.add_argument("--kind", default="symmetric", help="symmetric | asymmetric | from_file")
+    no.add_argument("--rate", type=float, default=0.3)
+    no.add_argument("--seed", type=int, default=0)
+    no.add_argument("--noise-file", dest="noise_file", help="with --kind from_file")
+    no.add_argument("--out", help="write the noisy labels here (EAC noise0X.txt format)")
+    no.add_argument("--manifest", help="manifest JSON path (default: OUT.json or noise.json)")
+    _add_dataset_flags(no)
+    no.set_defaults(func=cmd_noise)
+
+    ds = sub.add_parser("datasets", help="list datasets, or validate a root and count its splits")
+    ds.add_argument("name", nargs="?")
+    ds.add_argument("--root")
+    _add_dataset_flags(ds)
+    ds.set_defaults(func=cmd_datasets)
+
+    de = sub.add_parser("demo", help="CE on synthetic faces with 30%% symmetric noise (CPU, minutes)")
+    de.add_argument("--epochs", type=int, default=None)
+    de.add_argument("--device", default="auto")
+    de.add_argument("--out-dir", dest="out_dir", default="runs")
+    de.add_argument("--no-reference", action="store_true", help="skip the clean-label reference run")
+    de.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data.errors import DatasetError
+    from .models.weights import WeightsError
+    try:
+        return args.func(args)
+    except (DatasetError, WeightsError) as e:
+        print(f"ferlab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
