@@ -53,3 +53,11 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (BN running statistics, banks) to every rank, so that a
+    distributed evaluation uses exactly the state rank 0 checkpoints."""
+    if info.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, 0)

@@ -24,7 +24,7 @@ from ..methods import build_method, method_class
 from ..models import backbone_info, create_backbone
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed
+from .distributed import DistInfo, all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
 from .metrics import classification_report, train_fit_report
 from .protocol import summarize
 
@@ -315,6 +315,7 @@ class Trainer:
                 row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update(self.train_epoch(epoch))
                 self.scheduler.step()
+                broadcast_buffers(self.method, self.info)
                 for split in self.eval_sets:
                     rep = self.evaluate(split)
                     row[f"{split}_acc"], row[f"{split}_mean_class_acc"] = rep["acc"], rep["mean_class_acc"]

@@ -1,0 +1,30 @@
+"""torchrun --nproc_per_node=2 (gloo, CPU): one epoch trains, and its evaluation equals a
+single-process evaluation of the same checkpoint."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ferlab.engine.trainer import evaluate_checkpoint
+
+pytestmark = pytest.mark.ddp
+
+
+def test_torchrun_two_processes(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "ferlab.cli", "train", "--dataset", "synthetic", "--backbone", "resnet10", "--input-size", "32",
+           "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001", "--device", "cpu",
+           "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
+           "--set", "dataset_args.n=203", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "ddp"
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    single = evaluate_checkpoint(run / "checkpoints" / "last.pt", "test", device="cpu", progress=False)
+    assert single["n"] == 203  # the full split: no padding duplicates, nothing dropped
+    assert single["acc"] == row["test_acc"]
+    val = evaluate_checkpoint(run / "checkpoints" / "last.pt", "val", device="cpu", progress=False)
+    assert val["acc"] == row["val_acc"]

@@ -1,0 +1,106 @@
+"""Run directory, resume after SIGKILL, NaN handling."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from ferlab.engine.config import TrainConfig
+from ferlab.engine.trainer import Trainer, TrainingDiverged, fit
+from ferlab.methods.base import Method, register_method
+
+
+def tiny_cfg(tmp_path, **kw):
+    base = dict(out_dir=str(tmp_path), dataset_args={"n": 96, "image_size": 32}, backbone="resnet10", input_size=32,
+                epochs=2, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False,
+                augment={"flip": 0.5, "erasing": 0.5})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_run_directory_contents(tmp_path, device):
+    s = fit(tiny_cfg(tmp_path, name="r", device=device))
+    run = tmp_path / "r"
+    for f in ("config.yaml", "noise.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt"):
+        assert (run / f).is_file(), f
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert {"loss", "ce", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"} <= set(lines[0])
+    assert s["protocol"]["last"] == lines[-1]["test_acc"]
+    assert TrainConfig.from_yaml(run / "config.yaml").epochs == 2
+    assert json.loads((run / "noise.json").read_text())["kind"] == "symmetric"
+
+
+SCRIPT = """
+import sys
+from ferlab.engine.config import TrainConfig
+from ferlab.engine.trainer import fit
+cfg = TrainConfig(name=sys.argv[2], out_dir=sys.argv[1], dataset_args={"n": 160, "image_size": 32}, backbone="resnet10",
+                  input_size=32, epochs=3, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False,
+                  augment={"flip": 0.5, "erasing": 0.5, "crop": "random", "crop_padding": 2}, checkpoint_every=3,
+                  val_split=None, limit_eval=32)
+fit(cfg, resume=len(sys.argv) > 3)
+"""
+
+
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, script, tmp_path, "full"], check=True, env=env)
+    proc = subprocess.Popen([sys.executable, script, tmp_path, "killed"], env=env)
+    ck = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once a mid-epoch checkpoint of the second epoch exists
+        if ck.is_file():
+            try:
+                state = torch.load(ck, weights_only=True)
+                if state["epoch"] == 1 and state["step_in_epoch"] > 0:
+                    break
+            except Exception:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(ck, weights_only=True)
+    assert state["epoch"] < 3, "the run finished before it could be killed"
+    subprocess.run([sys.executable, script, tmp_path, "killed", "resume"], check=True, env=env)
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(ck, weights_only=True)
+    assert b["epoch"] == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [h["test_acc"] for h in a["history"]] == [h["test_acc"] for h in b["history"]]
+
+
+@register_method
+class _NaNAfterFirstEpoch(Method):
+    name = "_test_nan"
+
+    def __init__(self, backbone, num_classes, **kw):
+        super().__init__(backbone, num_classes, **kw)
+        backbone.reset_classifier(num_classes)
+        self.register_buffer("epoch", torch.zeros((), dtype=torch.long))
+
+    def on_epoch_start(self, epoch):
+        self.epoch.fill_(epoch)
+
+    def training_step(self, batch):
+        logits = self.predict(self.train_transform(batch["image"]))
+        loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+        if self.epoch.item() >= 1:
+            loss = loss * float("nan")
+        return {"loss": loss}
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    t = Trainer(tiny_cfg(tmp_path, name="nan", method="_test_nan", epochs=3))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        t.fit()
+    state = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
