@@ -11,9 +11,9 @@ import time
 from .engine.config import TrainConfig
 from .engine.trainer import fit
 
-DEMO = dict(method="baseline", dataset="synthetic", dataset_args={"n": 4000}, backbone="resnet10", input_size=64,
+DEMO = dict(method="baseline", dataset="synthetic", dataset_args={"n": 3500}, backbone="resnet10", input_size=64,
             batch_size=64, optimizer="adam", lr=1e-3, weight_decay=1e-4, scheduler="cosine",
-            augment={"flip": 0.5}, epochs=6, eval_dataset_args={"n": 1500}, mean_last_k=3)
+            augment={"flip": 0.5}, epochs=6, eval_dataset_args={"n": 1000}, mean_last_k=3)
 
 
 def demo_config(noise_rate: float, epochs: int | None = None, device: str = "auto", out_dir: str = "runs") -> TrainConfig:
