@@ -194,12 +194,14 @@ class RandomErasing:
 
 def train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: float = 0.5,
                     crop: str = "none", crop_padding: int = 0, jitter: float = 0.0, erasing: float = 0.0,
-                    gaussian_noise: float = 0.0) -> Compose:
-    """Preset: [noise] -> resize -> [crop] -> [flip] -> [jitter] -> normalise -> [erase].
+                    gaussian_noise: float = 0.0, flip_or_noise: float = 0.0) -> Compose:
+    """Preset: [noise | flip-or-noise] -> resize -> [crop] -> [flip] -> [jitter] -> normalise -> [erase].
 
     ``crop``: ``none`` | ``random`` (pad + random crop) | ``resized`` (RandomResizedCrop).
+    ``gaussian_noise`` / ``flip_or_noise`` / ``flip`` / ``erasing`` are probabilities.
     """
-    ops = [GaussianNoise(30.0, gaussian_noise) if gaussian_noise else None]
+    ops = [GaussianNoise(30.0, gaussian_noise) if gaussian_noise else None,
+           FlipOrNoise(flip_or_noise) if flip_or_noise else None]
     if crop == "resized":
         ops.append(RandomResizedCrop(input_size))
     else:

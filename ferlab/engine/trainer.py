@@ -183,6 +183,7 @@ class Trainer:
         self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
                                    mean=info["mean"], std=info["std"], augment=cfg.augment, **cfg.method_args)
         self.method.to(self.device)
+        self.method.setup_train(self.train_set)
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         self.model = self.method
@@ -314,6 +315,7 @@ class Trainer:
             for epoch in range(self.start_epoch, cfg.epochs):
                 row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update(self.train_epoch(epoch))
+                row.update(self.method.epoch_stats())
                 self.scheduler.step()
                 broadcast_buffers(self.method, self.info)
                 for split in self.eval_sets:

@@ -9,7 +9,7 @@ batched augmentation:
 - ``predict(images) -> (N, C)`` logits on *normalised* images (inference cost of
   the plain backbone + classifier); ``prepare(uint8 images)`` applies the eval
   transform; ``features(images) -> (N, D)`` penultimate features.
-- ``cam_target_layer`` for Grad-CAM; ``on_epoch_start(epoch)`` hook.
+- ``cam_target_layer`` for Grad-CAM; ``setup_train(train_set)`` and ``on_epoch_start(epoch)`` hooks.
 - ``param_groups(lr)`` for the optimizer (methods with several learning rates
   override it). Per-sample state (banks, lambdas, centres) lives in buffers so it
   is checkpointed with ``state_dict``.
@@ -81,8 +81,16 @@ class Method(nn.Module):
     def cam_target_layer(self) -> nn.Module:
         return self.backbone.layer4[-1]
 
+    def setup_train(self, train_set) -> None:
+        """Called once with the training :class:`~ferlab.data.FERDataset` before a checkpoint is
+        loaded: size per-sample state (buffers) here."""
+
     def on_epoch_start(self, epoch: int) -> None:
         pass
+
+    def epoch_stats(self) -> dict:
+        """Method-specific numbers added to the epoch's row of ``metrics.jsonl``."""
+        return {}
 
     def param_groups(self, lr: float) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

@@ -1,0 +1,6 @@
+"""Method losses, one concept per module."""
+from .flip_attention import class_activation_maps, flip_attention_consistency
+from .uncertainty_mixup import add_up_loss, sample_uncertainty, uncertainty_mixup
+
+__all__ = ["class_activation_maps", "flip_attention_consistency", "add_up_loss", "sample_uncertainty",
+           "uncertainty_mixup"]
