@@ -1,0 +1,155 @@
+"""Train a grid of methods x label settings on FERPlus under one protocol, resumably.
+
+    python benchmarks/run_grid.py --methods baseline eac rul --settings sym30 fer2013 --preset cpu
+
+Each run uses ``recipes/<method>/ferplus.yaml`` at ``--preset`` (identical data, backbone,
+input size, epochs, batch and seed across methods) plus the label setting:
+
+    clean    FERPlus majority labels (EAC: pairing=mirror, as in the official clean run)
+    sym10/sym20/sym30  majority + 10/20/30% symmetric noise (noise seed = --noise-seed)
+    asym30   majority + 30% asymmetric class-pair noise
+    fer2013  the original FER2013 labels (real annotator noise, ~34% disagree with the majority)
+
+Runs live in ``<out-dir>/ferplus-<preset>/<method>-<setting>-s<seed>``. A run with a
+``summary.json`` is skipped; a run with a checkpoint is resumed; others start fresh, so the
+grid can be completed in pieces (kill it any time). ``--collect`` only writes the results
+JSON (``benchmarks/results/ferplus-grid-<preset>.json``) from what is finished.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ferlab.engine.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "clean": {},
+    "sym10": {"noise": "symmetric", "noise_rate": 0.1},
+    "sym20": {"noise": "symmetric", "noise_rate": 0.2},
+    "sym30": {"noise": "symmetric", "noise_rate": 0.3},
+    "asym30": {"noise": "asymmetric", "noise_rate": 0.3},
+    "fer2013": {"dataset_args": {"label_mode": "fer2013"}},
+}
+
+
+def run_config(method: str, setting: str, preset: str, seed: int, out_dir: str, noise_seed: int = 0,
+               recipes: Path = ROOT / "recipes", overrides: dict | None = None) -> TrainConfig:
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choose from {sorted(SETTINGS)}")
+    recipe = recipes / method / "ferplus.yaml"
+    if not recipe.is_file():
+        raise FileNotFoundError(f"{recipe}: no FERPlus recipe for method {method!r}")
+    cfg = TrainConfig.from_yaml(recipe, preset)
+    d = cfg.to_dict()
+    extra = SETTINGS[setting]
+    d["dataset_args"] = {**d["dataset_args"], **extra.get("dataset_args", {})}
+    d.update({k: v for k, v in extra.items() if k != "dataset_args"})
+    if method == "eac" and setting == "clean":
+        d["method_args"] = {**d["method_args"], "pairing": "mirror"}
+    d.update(seed=seed, noise_seed=noise_seed, out_dir=str(Path(out_dir) / f"ferplus-{preset}"),
+             name=f"{method}-{setting}-s{seed}")
+    d.update(overrides or {})
+    return TrainConfig.from_dict(d)
+
+
+def run_state(cfg: TrainConfig) -> str:
+    run = Path(cfg.out_dir) / cfg.run_name()
+    if (run / "summary.json").is_file():
+        return "finished"
+    if (run / "checkpoints" / "last.pt").is_file():
+        return "partial"
+    return "new"
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:
+        return None
+
+
+def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str) -> dict:
+    rows = []
+    for method, setting, seed, cfg in cfgs:
+        run = Path(cfg.out_dir) / cfg.run_name()
+        if run_state(cfg) != "finished":
+            continue
+        summary = json.loads((run / "summary.json").read_text())
+        history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        rows.append({
+            "method": method, "setting": setting, "seed": seed, "run": str(run),
+            "protocol": summary["protocol"], "val": summary.get("val"), "train_fit": summary.get("train_fit"),
+            "noise": summary.get("noise"),
+            "train_images": summary["train_fit"]["n_flipped"] + summary["train_fit"]["n_intact"]
+            if summary.get("train_fit") else None,
+            "curve": [{k: h.get(k) for k in ("epoch", "lr", "loss", "train_acc", "val_acc", "test_acc", "time_s")}
+                      | ({"train_fit": h["train_fit"]} if h.get("train_fit") else {}) for h in history],
+            "train_time_s": sum(h.get("time_s", 0.0) for h in history),
+            "config": TrainConfig.from_yaml(run / "config.yaml").to_dict(),
+        })
+    return {"benchmark": "ferplus-label-noise-grid", "preset": preset, "commit": git_commit(),
+            "command": " ".join(["python", *sys.argv]),
+            "machine": {"host": socket.gethostname(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+                        "torch": torch.__version__,
+                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+            "protocol": "test = FER2013Test majority labels (7 classes); val = FER2013Valid majority; "
+                        "last / mean of last 5 epochs / test at best-val epoch; best_test is flagged (test selection)",
+            "runs": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=["baseline", "eac", "rul"])
+    ap.add_argument("--settings", nargs="+", default=["sym30", "fer2013"], choices=sorted(SETTINGS))
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--noise-seed", type=int, default=0)
+    ap.add_argument("--out-dir", default="runs")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--results", default=None, help="results JSON (default benchmarks/results/ferplus-grid-<preset>.json)")
+    ap.add_argument("--collect", action="store_true", help="only write the results JSON from finished runs")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    import yaml
+    overrides = {}
+    for item in args.set:
+        key, _, val = item.partition("=")
+        overrides[key] = yaml.safe_load(val)
+    overrides.update(device=args.device, progress=not args.no_progress)
+    cfgs = [(m, s, seed, run_config(m, s, args.preset, seed, args.out_dir, args.noise_seed, overrides=overrides))
+            for seed in args.seeds for s in args.settings for m in args.methods]
+    if not args.collect:
+        from ferlab.engine.trainer import fit
+        for method, setting, seed, cfg in cfgs:
+            state = run_state(cfg)
+            tag = f"{method}/{setting}/s{seed}"
+            if state == "finished":
+                print(f"[grid] {tag}: finished, skipped", flush=True)
+                continue
+            print(f"[grid] {tag}: {'resuming' if state == 'partial' else 'starting'} ({cfg.out_dir}/{cfg.run_name()})",
+                  flush=True)
+            t0 = time.time()
+            fit(cfg, resume=state == "partial")
+            print(f"[grid] {tag}: done in {time.time() - t0:.0f} s", flush=True)
+    result = collect(cfgs, args.preset)
+    out = Path(args.results or ROOT / "benchmarks" / "results" / f"ferplus-grid-{args.preset}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"[grid] {len(result['runs'])}/{len(cfgs)} runs finished; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
