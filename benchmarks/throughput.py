@@ -1,13 +1,16 @@
-"""Training throughput and peak memory of the baseline step (ResNet-18 at 48/112/224 px).
+"""Training throughput and peak memory of each method's training step (ResNet-18 at 48/112/224 px).
 
-Usage:  python benchmarks/throughput.py [--device auto] [--sizes 48 112 224] [--steps 10] [--out benchmarks/results/]
-Writes ``throughput-<method>-<device>-<host>.json`` with the machine, versions and command.
+Usage:  python benchmarks/throughput.py [--methods baseline eac rul] [--device auto] [--sizes 48 112 224]
+        [--steps 10] [--out benchmarks/results/]
+Writes ``throughput-<device>.json`` with the machine, versions, command and, per method and
+size, images/s, steps/s, peak memory and the step-time ratio to the baseline step.
 The step measured is the trainer's: uint8 batch -> device -> batched augmentation ->
 forward -> CE -> backward -> optimizer step (AMP + channels_last on CUDA).
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import json
 import os
 import platform
@@ -15,6 +18,7 @@ import resource
 import socket
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -35,12 +39,13 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
                       weight_decay=1e-4)
     info = backbone_info(backbone)
     method = build_method(method_name, create_backbone(backbone, num_classes=7), 7, input_size=size, mean=info["mean"],
-                          std=info["std"], augment={"flip": 0.5, "erasing": 0.5}).to(device)
+                          std=info["std"]).to(device)   # each method's own default augmentation
     if channels_last:
         method.to(memory_format=torch.channels_last)
     opt = build_optimizer(method.param_groups(cfg.lr), cfg)
     amp = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    torch.manual_seed(0)
     batch_cpu = {"image": torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8),
                  "label": torch.randint(0, 7, (batch,)), "index": torch.arange(batch)}
     if device.type == "cuda":
@@ -68,7 +73,7 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", default="baseline")
+    ap.add_argument("--methods", nargs="+", default=["baseline", "eac", "rul"])
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--sizes", type=int, nargs="+", default=[48, 112, 224])
     ap.add_argument("--batch-size", type=int, default=32)
@@ -78,15 +83,21 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
-    torch.manual_seed(0)
     rows = []
     for size in args.sizes:
-        r = bench(args.method, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
-                  channels_last=device.type == "cuda")
-        print(f"{args.backbone}@{size} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
-              f"{r['steps_per_s']:.2f} steps/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
-              + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if r["peak_cuda_mib"] else ""), flush=True)
-        rows.append(r)
+        for name in args.methods:
+            # a fresh process per measurement, so that peak RSS belongs to this method and size only
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                r = pool.submit(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
+                                device.type == "cuda").result()
+            base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size]
+            r["step_time_vs_baseline"] = r["median_step_s"] / base[0]["median_step_s"] if base else None
+            print(f"{name} {args.backbone}@{size} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
+                  f"{r['steps_per_s']:.2f} steps/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+                  + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if r["peak_cuda_mib"] else "")
+                  + (f", {r['step_time_vs_baseline']:.2f}x baseline step" if r["step_time_vs_baseline"] else ""),
+                  flush=True)
+            rows.append(r)
     result = {
         "benchmark": "throughput", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"host": socket.gethostname(), "platform": platform.platform(), "processor": platform.processor(),
@@ -97,7 +108,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"throughput-{args.method}-{device.type}.json"
+    path = out / f"throughput-{device.type}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     return 0

@@ -28,3 +28,32 @@ def test_torchrun_two_processes(tmp_path):
     assert single["acc"] == row["test_acc"]
     val = evaluate_checkpoint(run / "checkpoints" / "last.pt", "val", device="cpu", progress=False)
     assert val["acc"] == row["val_acc"]
+
+
+@pytest.mark.parametrize("method,args", [("eac", []), ("rul", ["--set", "method_args.relabel=true",
+                                                              "--set", "method_args.relabel_start_epoch=0",
+                                                              "--set", "method_args.relabel_margin=0.0"])])
+def test_torchrun_methods(tmp_path, method, args):
+    """EAC's two passes and RUL's relabelling under 2-process DDP; relabels made on either rank
+    reach the (rank-0) checkpoint."""
+    import numpy as np
+    import torch
+
+    from ferlab.engine.distributed import DistInfo
+    from ferlab.engine.trainer import epoch_order
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+           "-m", "ferlab.cli", "train", "--method", method, "--dataset", "synthetic", "--backbone", "resnet10",
+           "--input-size", "32", "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001",
+           "--device", "cpu", "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
+           "--set", "dataset_args.n=128", "--set", "val_split=null", "--limit-eval", "64", "--no-progress", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    state = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=True)
+    assert np.isfinite(state["history"][-1]["loss"])
+    if method == "rul":
+        changed = np.flatnonzero((state["model"]["targets"] != state["labels"]).numpy())
+        assert int(state["model"]["relabelled"]) == len(changed) > 0
+        for rank in (0, 1):
+            shard = epoch_order(128, 0, 0, DistInfo(rank=rank, world_size=2, local_rank=rank))
+            assert np.intersect1d(changed, shard).size > 0, f"no relabel from rank {rank} reached the checkpoint"

@@ -1,0 +1,50 @@
+"""Table and memorisation curves from a ``run_grid.py`` results JSON.
+
+    python benchmarks/plot_grid.py --results benchmarks/results/ferplus-grid-cpu.json --out figures/
+
+Prints a markdown table (last / mean of last 5 / test at best-val epoch, memorisation of the
+flipped training labels) and writes ``<out>/ferplus-<preset>-curves-<setting>.{png,svg}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ferlab.viz.plots import memorisation_curves, save_figure
+
+ORDER = {"baseline": 0, "eac": 1, "rul": 2, "dmue": 3, "lanet": 4, "ldlva": 5}
+
+
+def table(runs: list[dict]) -> str:
+    lines = ["| label setting | method | last | mean last 5 | test @ best val (epoch) | best test (flagged) "
+             "| flipped labels memorised | train time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["setting"], ORDER.get(r["method"], 9), r["seed"])):
+        p, fit = r["protocol"], r.get("train_fit") or {}
+        mem = f"{fit['memorised_flipped']:.3f}" if fit.get("memorised_flipped") is not None else "-"
+        lines.append(f"| {r['setting']} | {r['method']} | {100 * p['last']:.2f} | {100 * p['mean_last_k']:.2f} "
+                     f"| {100 * p['best_val']:.2f} ({p['best_val_epoch']}) | {100 * p['best_test']['value']:.2f} "
+                     f"({p['best_test']['epoch']}) | {mem} | {r['train_time_s'] / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--out", default="figures")
+    args = ap.parse_args(argv)
+    res = json.loads(Path(args.results).read_text())
+    print(table(res["runs"]))
+    for setting in sorted({r["setting"] for r in res["runs"]}):
+        runs = sorted((r for r in res["runs"] if r["setting"] == setting), key=lambda r: ORDER.get(r["method"], 9))
+        fig = memorisation_curves({r["method"]: r["curve"] for r in runs},
+                                  title=f"FERPlus, {setting} training labels, {res['preset']} preset")
+        for p in save_figure(fig, Path(args.out) / f"ferplus-{res['preset']}-curves-{setting}"):
+            print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
