@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import Trainer, fit
+from ferlab.engine.trainer import Trainer, evaluate_checkpoint, fit
 
 METHOD_ARGS = {"baseline": {}, "eac": {}, "rul": {"relabel": True, "relabel_start_epoch": 1, "relabel_margin": 0.0}}
 
@@ -29,6 +29,9 @@ def test_two_epoch_smoke_run(tmp_path, method, device):
     else:
         assert "relabelled_total" in rows[-1] and rows[-1]["relabelled_total"] > 0   # margin 0 relabels something
     assert 0.0 <= s["protocol"]["last"] <= 1.0
+    # a saved run is rebuilt from its checkpoint alone and evaluates to the same number
+    again = evaluate_checkpoint(tmp_path / "smoke" / "checkpoints" / "last.pt", "test", device=device, progress=False)
+    assert again["acc"] == rows[-1]["test_acc"]
 
 
 @pytest.mark.parametrize("method", ["eac", "rul"])
