@@ -12,7 +12,9 @@ input size, epochs, batch and seed across methods) plus the label setting:
 
 Runs live in ``<out-dir>/ferplus-<preset>/<method>-<setting>-s<seed>``. A run with a
 ``summary.json`` is skipped; a run with a checkpoint is resumed; others start fresh, so the
-grid can be completed in pieces (kill it any time). ``--collect`` only writes the results
+grid can be completed in pieces (kill it any time). Several workers may run at once (e.g.
+one per setting, ``OMP_NUM_THREADS=1`` each on a small CPU): a live worker's run is locked
+(``.grid.lock``) and skipped by the others. ``--collect`` only writes the results
 JSON (``benchmarks/results/ferplus-grid-<preset>.json``) from what is finished.
 """
 from __future__ import annotations
@@ -69,6 +71,30 @@ def run_state(cfg: TrainConfig) -> str:
     if (run / "checkpoints" / "last.pt").is_file():
         return "partial"
     return "new"
+
+
+def acquire_lock(run: Path) -> bool:
+    """Claim ``run`` for this process (several grid workers may share one run folder tree);
+    a lock left by a dead process is taken over."""
+    run.mkdir(parents=True, exist_ok=True)
+    lock = run / ".grid.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return False                      # alive: someone else trains this run
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)      # stale
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
 
 
 def git_commit() -> str | None:
@@ -138,11 +164,18 @@ def main(argv=None) -> int:
             if state == "finished":
                 print(f"[grid] {tag}: finished, skipped", flush=True)
                 continue
-            print(f"[grid] {tag}: {'resuming' if state == 'partial' else 'starting'} ({cfg.out_dir}/{cfg.run_name()})",
-                  flush=True)
-            t0 = time.time()
-            fit(cfg, resume=state == "partial")
-            print(f"[grid] {tag}: done in {time.time() - t0:.0f} s", flush=True)
+            run = Path(cfg.out_dir) / cfg.run_name()
+            if not acquire_lock(run):
+                print(f"[grid] {tag}: being trained by another worker, skipped", flush=True)
+                continue
+            try:
+                state = run_state(cfg)
+                print(f"[grid] {tag}: {'resuming' if state == 'partial' else 'starting'} ({run})", flush=True)
+                t0 = time.time()
+                fit(cfg, resume=state == "partial")
+                print(f"[grid] {tag}: done in {time.time() - t0:.0f} s", flush=True)
+            finally:
+                (run / ".grid.lock").unlink(missing_ok=True)
     result = collect(cfgs, args.preset)
     out = Path(args.results or ROOT / "benchmarks" / "results" / f"ferplus-grid-{args.preset}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,78 @@
+"""benchmarks/run_grid.py skips finished runs, resumes interrupted ones, respects live locks."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ferlab.engine.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("run_grid", ROOT / "benchmarks" / "run_grid.py")
+run_grid = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_grid)
+
+TINY = ["--set", "dataset=synthetic", "--set", "dataset_args={n: 64, image_size: 32}", "--set", "backbone=resnet10",
+        "--set", "input_size=32", "--set", "epochs=2", "--set", "batch_size=16", "--set", "limit_train=null",
+        "--set", "limit_eval=32", "--set", "train_fit_every=0"]
+
+
+def grid(out, *extra):
+    return run_grid.main(["--methods", "baseline", "--settings", "sym30", "--out-dir", str(out), "--device", "cpu",
+                          "--results", str(out / "res.json"), "--no-progress", *TINY, *extra])
+
+
+def test_skips_finished_and_resumes_interrupted(tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    grid(full)
+    run = full / "ferplus-cpu" / "baseline-sym30-s0"
+    assert (run / "summary.json").is_file()
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    capsys.readouterr()
+    grid(full)
+    assert "finished, skipped" in capsys.readouterr().out
+    assert (run / "summary.json").stat().st_mtime_ns == stamp
+    res = json.loads((full / "res.json").read_text())
+    assert len(res["runs"]) == 1 and res["runs"][0]["protocol"]["epochs"] == 2
+
+    # an interrupted run: one epoch done, checkpoint on disk, no summary
+    overrides = {"dataset": "synthetic", "dataset_args": {"n": 64, "image_size": 32}, "backbone": "resnet10",
+                 "input_size": 32, "epochs": 2, "batch_size": 16, "limit_train": None, "limit_eval": 32,
+                 "train_fit_every": 0, "device": "cpu", "progress": False}
+    cfg = run_grid.run_config("baseline", "sym30", "cpu", 0, str(part), overrides=overrides)
+    tr = Trainer(cfg)
+    tr.cfg.epochs = 1
+    tr.fit()
+    (part / "ferplus-cpu" / "baseline-sym30-s0" / "summary.json").unlink()
+    assert run_grid.run_state(cfg) == "partial"
+    capsys.readouterr()
+    grid(part)
+    assert "resuming" in capsys.readouterr().out
+    a = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(part / "ferplus-cpu" / "baseline-sym30-s0" / "checkpoints" / "last.pt", weights_only=True)
+    assert b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_live_lock_is_skipped_and_stale_lock_taken_over(tmp_path, capsys):
+    run = tmp_path / "ferplus-cpu" / "baseline-sym30-s0"
+    run.mkdir(parents=True)
+    (run / ".grid.lock").write_text(str(os.getpid()))        # a live process owns it
+    grid(tmp_path)
+    assert "another worker" in capsys.readouterr().out and not (run / "summary.json").exists()
+    assert not run_grid.acquire_lock(run)
+    (run / ".grid.lock").write_text("999999999")             # no such process
+    assert run_grid.acquire_lock(run)
+    assert (run / ".grid.lock").read_text() == str(os.getpid())
+
+
+def test_settings_change_only_the_labels():
+    a = run_grid.run_config("eac", "sym30", "cpu", 0, "runs")
+    b = run_grid.run_config("eac", "fer2013", "cpu", 0, "runs")
+    c = run_grid.run_config("eac", "clean", "cpu", 0, "runs")
+    assert (a.noise, a.noise_rate, a.dataset_args["label_mode"]) == ("symmetric", 0.3, "majority")
+    assert (b.noise, b.dataset_args["label_mode"]) == ("none", "fer2013")
+    assert c.method_args["pairing"] == "mirror" and a.method_args["pairing"] == "independent"
+    assert a.name != b.name and a.out_dir == b.out_dir
