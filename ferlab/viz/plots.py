@@ -32,7 +32,7 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
         histories: run label -> per-epoch rows (``metrics.jsonl``) with ``epoch``, ``test_acc``
             and, on some epochs, ``train_fit`` (``memorised_flipped``, ``acc_intact``).
     Returns:
-        a 1x2 figure: left, test accuracy (clean labels) vs epoch, with the best epoch marked;
+        a 1x2 figure: left, test accuracy (clean labels) vs epoch, the best-validation epoch marked;
         right, share of flipped training samples predicted as their *noisy* label (solid)
         and accuracy on intact samples (dashed).
     """
@@ -42,8 +42,9 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
         ep = [r["epoch"] for r in rows if r.get("test_acc") is not None]
         acc = [r["test_acc"] for r in rows if r.get("test_acc") is not None]
         line, = ax_test.plot(ep, acc, marker="o", ms=3, label=label, color=color)
-        if acc:
-            i = max(range(len(acc)), key=acc.__getitem__)
+        val = [r.get("val_acc") for r in rows if r.get("test_acc") is not None]
+        if acc and all(v is not None for v in val):      # mark the epoch a validation-based selection picks
+            i = max(range(len(val)), key=val.__getitem__)
             ax_test.scatter([ep[i]], [acc[i]], s=60, facecolors="none", edgecolors=line.get_color())
         fit = [(r["epoch"], r["train_fit"]) for r in rows if r.get("train_fit")]
         if fit:
@@ -51,7 +52,7 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
                         color=line.get_color(), label=f"{label}: flipped, fits noisy label")
             ax_fit.plot([e for e, _ in fit], [f["acc_intact"] for _, f in fit], ls="--", color=line.get_color(),
                         label=f"{label}: intact, accuracy")
-    ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)", title="test accuracy (circle: best epoch)")
+    ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)", title="test accuracy (circle: best-validation epoch)")
     ax_fit.set(xlabel="epoch", ylabel="share of training samples", title="fit of the training set", ylim=(0, 1))
     ax_test.legend(fontsize=8)
     ax_fit.legend(fontsize=7)
