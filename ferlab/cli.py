@@ -5,8 +5,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from .engine.config import TrainConfig
 
 # flag -> TrainConfig field, for `ferlab train`
 TRAIN_FLAGS = {
@@ -24,7 +28,7 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def config_from_args(args) -> "TrainConfig":
+def config_from_args(args) -> TrainConfig:
     from .engine.config import TrainConfig
     cfg = TrainConfig.from_yaml(args.config, args.preset) if args.config else TrainConfig()
     d = cfg.to_dict()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..losses.uncertainty_mixup import add_up_loss, sample_uncertainty, uncertainty_mixup
 from .base import Method, register_method
@@ -108,7 +107,7 @@ class RUL(Method):
         f = self.backbone.forward_features(x)
         mu, log_var = self.mu_head(f), self.log_var_head(f)
         perm = torch.randperm(len(y), device=y.device)
-        mixed, w_self, _ = uncertainty_mixup(mu, log_var, perm)
+        mixed, _, _ = uncertainty_mixup(mu, log_var, perm)
         logits = self.fc(mixed)
         loss = add_up_loss(logits, y, y[perm])
         out = {"loss": loss, "add_up": loss.detach(), "uncertainty": sample_uncertainty(log_var.detach()).mean(),
