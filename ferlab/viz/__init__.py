@@ -1,1 +1,1 @@
-"""Figures: training / memorisation curves (``plots``)."""
+"""Figures: class activation maps (``cam``) and training / memorisation curves (``plots``)."""

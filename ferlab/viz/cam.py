@@ -1,0 +1,129 @@
+"""Class activation maps for every method: classifier CAMs, EAC's attention, and
+Grad-CAM / Grad-CAM++ / EigenCAM through pytorch-grad-cam.
+
+    with MethodCAM(method, kind="gradcam") as cam:
+        maps = cam(images, classes)          # (N, H, W) in [0, 1] at the input size
+    overlay(raw_uint8_image, maps[0])        # (H0, W0, 3) uint8 at the original size
+
+Hooks live only inside the ``with`` block; the method's train/eval mode is restored.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+KINDS = ("gradcam", "gradcam++", "eigencam")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The Method inside a DDP / DataParallel wrapper (or the model itself)."""
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+class LogitsOnly(nn.Module):
+    """``forward(x) = method.predict(x)``: a plain (N, K) logits model for pytorch-grad-cam,
+    whatever the method's own ``forward`` returns (dicts, tuples)."""
+
+    def __init__(self, method: nn.Module):
+        super().__init__()
+        self.method = unwrap(method)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.method.predict(x)
+
+
+def classifier_cam(method: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+    """CAM from the classifier weight (Zhou et al. 2016) for backbones whose classifier sits on
+    globally pooled features: ``sum_c W[k, c] F[n, c, h, w]`` (no bias).
+
+    Args:
+        images: normalised (N, 3, H, W); classes: (N,) class per image (default: the prediction).
+    Returns:
+        (N, h, w) raw maps at the feature resolution.
+    """
+    m = unwrap(method)
+    fc = getattr(m.backbone, "fc", None)
+    if not isinstance(fc, nn.Linear) or fc.in_features != m.backbone.num_features:
+        raise ValueError(f"{type(m).__name__}: its classifier does not read globally pooled backbone features, "
+                         f"so a classifier CAM is not defined; use MethodCAM(kind='gradcam') instead")
+    with torch.no_grad():
+        f = m.backbone.forward_features(images)
+        if classes is None:
+            classes = m.predict(images).argmax(1)
+        return torch.einsum("nc,nchw->nhw", fc.weight[classes].to(f.dtype), f)
+
+
+def denormalize(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """Normalised (N, 3, H, W) -> uint8 (N, 3, H, W) with the backbone's own mean / std."""
+    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return ((images.float() * s + m) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def resize_maps(maps: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w) maps -> (N, H, W) bilinear, each min-max scaled to [0, 1]."""
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    out = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    lo = out.flatten(1).min(1).values.view(-1, 1, 1)
+    hi = out.flatten(1).max(1).values.view(-1, 1, 1)
+    return (out - lo) / (hi - lo).clamp_min(1e-12)
+
+
+def overlay(image: torch.Tensor | np.ndarray, cam: torch.Tensor | np.ndarray, alpha: float = 0.5,
+            colormap: str = "jet") -> np.ndarray:
+    """Blend a map over an image at the *image's* size.
+
+    image: uint8 (3, H, W) tensor or (H, W, 3) array; cam: (h, w) any range.
+    Returns (H, W, 3) uint8.
+    """
+    import matplotlib
+
+    img = image.permute(1, 2, 0).cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    cam = resize_maps(torch.as_tensor(np.asarray(cam, dtype=np.float32))[None], img.shape[:2])[0].numpy()
+    heat = matplotlib.colormaps[colormap](cam)[..., :3] * 255
+    return (alpha * heat + (1 - alpha) * img.astype(np.float32)).round().clip(0, 255).astype(np.uint8)
+
+
+class MethodCAM:
+    """Grad-CAM family on any ferlab Method (context manager; hooks released on exit).
+
+    Args:
+        method: a Method (DDP-wrapped is fine).
+        kind: ``gradcam`` | ``gradcam++`` | ``eigencam``.
+        target_layer: default ``method.cam_target_layer`` (the last residual block).
+    ``cam(images, classes=None)``: normalised (N, 3, H, W) -> (N, H, W) float in [0, 1];
+    gradients are enabled inside even when called under ``torch.no_grad()``.
+    """
+
+    def __init__(self, method: nn.Module, kind: str = "gradcam", target_layer: nn.Module | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.method = unwrap(method)
+        self.kind = kind
+        self.target_layer = target_layer or self.method.cam_target_layer
+        self._cam = None
+
+    def __enter__(self) -> "MethodCAM":
+        from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
+
+        cls = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}[self.kind]
+        self._was_training = self.method.training
+        self._cam = cls(model=LogitsOnly(self.method), target_layers=[self.target_layer])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._cam is not None:
+            self._cam.activations_and_grads.release()
+            self._cam = None
+        self.method.train(self._was_training)
+
+    def __call__(self, images: torch.Tensor, classes: torch.Tensor | list | None = None) -> np.ndarray:
+        if self._cam is None:
+            raise RuntimeError("use MethodCAM inside a `with` block (hooks are attached on enter)")
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
+        with torch.enable_grad():
+            return self._cam(input_tensor=images, targets=targets)
