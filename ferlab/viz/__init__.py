@@ -1,1 +1,1 @@
-"""Figures: class activation maps (``cam``) and training / memorisation curves (``plots``)."""
+"""Figures: class activation maps (``cam``), feature spaces (``embedding``), training / memorisation curves (``plots``)."""
