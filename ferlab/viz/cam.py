@@ -127,3 +127,51 @@ class MethodCAM:
         targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
         with torch.enable_grad():
             return self._cam(input_tensor=images, targets=targets)
+
+
+def attention_views(images: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """EAC's three views of uint8 (N, 3, S, S) images: ``original``, ``flipped`` and ``erased``
+    (one random box, p = 1, scale 0.02-0.25, filled black; seeded)."""
+    from ..data.transforms import RandomErasing
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        erased = RandomErasing(p=1.0)(images.float()).to(torch.uint8)
+    return {"original": images, "flipped": images.flip(-1), "erased": erased}
+
+
+def attention_figure(methods: dict[str, nn.Module], images: torch.Tensor, classes: torch.Tensor,
+                     class_names=None, seed: int = 0, alpha: float = 0.5):
+    """The EAC paper figure: for each image (rows), the original / flipped / erased view next to
+    each method's classifier CAM of the labelled class on that view.
+
+    methods: name -> Method (classifier CAM must be defined, e.g. baseline, EAC);
+    images: uint8 (N, 3, S, S); classes: (N,) class whose map is drawn.
+    """
+    import matplotlib.pyplot as plt
+
+    views = attention_views(images, seed)
+    cols = []
+    for v in views:
+        cols.append((v, None))
+        cols += [(v, name) for name in methods]
+    n = len(images)
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n), squeeze=False)
+    maps = {}
+    for name, m in methods.items():
+        m = unwrap(m)
+        for v, imgs in views.items():
+            maps[name, v] = classifier_cam(m, m.prepare(imgs.to(next(m.parameters()).device)), classes).cpu()
+    for i in range(n):
+        for j, (v, name) in enumerate(cols):
+            ax = axes[i, j]
+            img = views[v][i]
+            ax.imshow(img.permute(1, 2, 0).numpy() if name is None else overlay(img, maps[name, v][i], alpha))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(v if name is None else name, fontsize=8)
+        if class_names is not None:
+            axes[i, 0].set_ylabel(class_names[int(classes[i])], fontsize=8)
+    fig.tight_layout()
+    return fig

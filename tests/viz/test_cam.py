@@ -75,3 +75,15 @@ def test_denormalize_inverts_the_method_eval_transform_and_overlay_keeps_image_s
     out = overlay(img[0], np.random.rand(2, 2))
     assert out.shape == (48, 48, 3) and out.dtype == np.uint8
     assert np.array_equal(overlay(img[0], np.zeros((2, 2)), alpha=0.0), img[0].permute(1, 2, 0).numpy())
+
+
+def test_attention_views_and_figure():
+    from ferlab.viz.cam import attention_figure, attention_views
+    img = torch.randint(1, 256, (2, 3, 48, 48), dtype=torch.uint8)
+    v = attention_views(img, seed=3)
+    assert torch.equal(v["flipped"], img.flip(-1))
+    assert ((v["erased"] == 0).all(1).any((1, 2))).all()          # every image got a black box
+    assert torch.equal(attention_views(img, seed=3)["erased"], v["erased"])
+    fig = attention_figure({"baseline": make("baseline", size=48), "eac": make("eac", size=48)}, img,
+                           torch.tensor([0, 3]), class_names=[str(i) for i in range(7)])
+    assert len(fig.axes) == 2 * 3 * 3                             # rows x views x (image + 2 methods)
