@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     batch = ds.subset(pick).preload(progress=False).get_batch(np.arange(len(pick)))
     fig = attention_figure(methods, batch["image"], batch["label"], class_names=ds.classes)
     fig.suptitle(f"classifier CAM of the labelled class, {args.setting} training labels", fontsize=9, y=1.01)
-    for p in save_figure(fig, Path(args.out) / f"{Path(args.runs).name}-attention-{args.setting}"):
+    # PNG only: the panels are raster images, an SVG would just embed them
+    for p in save_figure(fig, Path(args.out) / f"{Path(args.runs).name}-attention-{args.setting}", formats=("png",)):
         print(f"wrote {p}")
     return 0
 
