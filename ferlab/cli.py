@@ -133,6 +133,11 @@ def _add_dataset_flags(p):
     p.add_argument("--majority-rule", dest="majority_rule", help="FERPlus: ferplus (default) | plurality")
 
 
+def cmd_figures(args) -> int:
+    from .figures import cmd_figures as run
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ferlab", description="Facial expression recognition under noisy labels.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -181,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out-dir", dest="out_dir", default="runs")
     de.add_argument("--no-reference", action="store_true", help="skip the clean-label reference run")
     de.set_defaults(func=cmd_demo)
+
+    fi = sub.add_parser("figures", help="rebuild the committed figures from run directories (+ manifest.json)")
+    fi.add_argument("--runs", default="runs/ferplus-cpu", help="folder of <method>-<setting>-s<seed> runs")
+    fi.add_argument("--out", default="figures")
+    fi.add_argument("--only", nargs="+", help="figure names (curves-sym30, curves-fer2013, attention-sym30)")
+    fi.set_defaults(func=cmd_figures)
     return ap
 
 
