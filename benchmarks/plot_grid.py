@@ -1,9 +1,9 @@
-"""Table and memorisation curves from a ``run_grid.py`` results JSON.
+"""Markdown table from a ``run_grid.py`` results JSON.
 
-    python benchmarks/plot_grid.py --results benchmarks/results/ferplus-grid-cpu.json --out figures/
+    python benchmarks/plot_grid.py --results benchmarks/results/ferplus-grid-cpu.json
 
-Prints a markdown table (last / mean of last 5 / test at best-val epoch, memorisation of the
-flipped training labels) and writes ``<out>/ferplus-<preset>-curves-<setting>.{png,svg}``.
+Prints last / mean of last 5 / test at best-val epoch / flagged best test, and the
+memorisation of the flipped training labels. The curves are drawn by ``ferlab figures``.
 """
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from ferlab.viz.plots import memorisation_curves, save_figure
 
 ORDER = {"baseline": 0, "eac": 1, "rul": 2, "dmue": 3, "lanet": 4, "ldlva": 5}
 
@@ -33,16 +31,8 @@ def table(runs: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", required=True)
-    ap.add_argument("--out", default="figures")
     args = ap.parse_args(argv)
-    res = json.loads(Path(args.results).read_text())
-    print(table(res["runs"]))
-    for setting in sorted({r["setting"] for r in res["runs"]}):
-        runs = sorted((r for r in res["runs"] if r["setting"] == setting), key=lambda r: ORDER.get(r["method"], 9))
-        fig = memorisation_curves({r["method"]: r["curve"] for r in runs},
-                                  title=f"FERPlus, {setting} training labels, {res['preset']} preset")
-        for p in save_figure(fig, Path(args.out) / f"ferplus-{res['preset']}-curves-{setting}"):
-            print(f"wrote {p}")
+    print(table(json.loads(Path(args.results).read_text())["runs"]))
     return 0
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from ferlab.engine.config import TrainConfig
+from ferlab.engine.trainer import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -112,7 +113,7 @@ def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str) -> dict:
         if run_state(cfg) != "finished":
             continue
         summary = json.loads((run / "summary.json").read_text())
-        history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        history = read_history(run)
         rows.append({
             "method": method, "setting": setting, "seed": seed, "run": str(run),
             "protocol": summary["protocol"], "val": summary.get("val"), "train_fit": summary.get("train_fit"),

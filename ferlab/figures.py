@@ -25,14 +25,11 @@ class Figure:
     formats: tuple[str, ...] = ("png", "svg")
 
 
-def _history(run: Path) -> list[dict]:
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-
-
 def _curves(setting: str):
     def build(runs: dict[str, Path]):
+        from .engine.trainer import read_history
         from .viz.plots import memorisation_curves
-        return memorisation_curves({name.split("-")[0]: _history(run) for name, run in runs.items()},
+        return memorisation_curves({name.split("-")[0]: read_history(run) for name, run in runs.items()},
                                    title=f"{setting} training labels")
     return build
 

@@ -353,6 +353,12 @@ class Trainer:
         return summary
 
 
+def read_history(run_dir: str | Path) -> list[dict]:
+    """The per-epoch rows of a run (its ``metrics.jsonl``)."""
+    text = (Path(run_dir) / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     return Trainer(cfg, resume=resume).fit()
 

@@ -40,7 +40,7 @@ class EAC(Method):
 
     def __init__(self, backbone, num_classes, lam: float = 5.0, pairing: str = "independent",
                  single_pass: bool = False, **kw):
-        augment = {"gaussian_noise": 0.5, "erasing": 0.5, **(kw.pop("augment", None) or {})}
+        augment = {**self.defaults["augment"], **(kw.pop("augment", None) or {})}
         unknown = set(augment) - {"gaussian_noise", "erasing"}
         if unknown:
             raise ValueError(f"EAC augment keys are gaussian_noise and erasing (views are fixed by the method); "
@@ -52,14 +52,13 @@ class EAC(Method):
             backbone.reset_classifier(num_classes)
         self.lam, self.pairing, self.single_pass = float(lam), pairing, bool(single_pass)
         erase = T.RandomErasing(augment["erasing"]) if augment["erasing"] else None
-        # view 1: [gaussian noise] -> resize -> normalise -> [erase]   (no flip, no crop)
-        self.view_transform = self.train_transform
+        # view 1 is self.train_transform: [gaussian noise] -> resize -> normalise -> [erase] (no flip, no crop)
         # view 2 (independent): resize -> normalise -> its own erasing, no noise
         self.flipped_view_transform = T.Compose(T.Resize(self.input_size), T.Normalize(self.mean, self.std), erase)
 
     def views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (N, 3, S, S) -> (view 1, flipped view 2), each (N, 3, input, input) normalised."""
-        x1 = self.view_transform(images)
+        x1 = self.train_transform(images)
         if self.pairing == "mirror":
             return x1, x1.flip(-1)
         return x1, self.flipped_view_transform(images.flip(-1))

@@ -47,8 +47,7 @@ class RUL(Method):
     def __init__(self, backbone, num_classes, dim: int = 64, dropout: float = 0.4, fc_lr_mult: float = 10.0,
                  relabel: bool = False, relabel_start_epoch: int = 10, relabel_margin: float = 0.2, **kw):
         augment = kw.pop("augment", None)
-        augment = {"flip": 0.0, "flip_or_noise": 0.5, "erasing": 0.5} if augment is None else augment
-        super().__init__(backbone, num_classes, augment=augment, **kw)
+        super().__init__(backbone, num_classes, augment=self.defaults["augment"] if augment is None else augment, **kw)
         backbone.reset_classifier(0)   # RUL has its own classifier on the 64-d feature
         channels, spatial = self._feature_shape(backbone)
         self.mu_head = UncertaintyHead(channels, spatial, dim, dropout)

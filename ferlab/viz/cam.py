@@ -51,7 +51,7 @@ def classifier_cam(method: nn.Module, images: torch.Tensor, classes: torch.Tenso
     with torch.no_grad():
         f = m.backbone.forward_features(images)
         if classes is None:
-            classes = m.predict(images).argmax(1)
+            classes = m.backbone.forward_head(f).argmax(1)
         return torch.einsum("nc,nchw->nhw", fc.weight[classes].to(f.dtype), f)
 
 

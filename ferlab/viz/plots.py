@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 STYLE = {"baseline": "tab:gray", "eac": "tab:blue", "rul": "tab:orange", "dmue": "tab:green", "lanet": "tab:red",
          "ldlva": "tab:purple"}
