@@ -197,19 +197,22 @@ def train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip:
                     gaussian_noise: float = 0.0, flip_or_noise: float = 0.0) -> Compose:
     """Preset: [noise | flip-or-noise] -> resize -> [crop] -> [flip] -> [jitter] -> normalise -> [erase].
 
-    ``crop``: ``none`` | ``random`` (pad + random crop) | ``resized`` (RandomResizedCrop).
+    ``crop``: ``none`` | ``random`` (pad + random crop) | ``resized`` (RandomResizedCrop) |
+    ``resize_crop`` (resize to 256/224 of the input size, random crop back: DMUE).
     ``gaussian_noise`` / ``flip_or_noise`` / ``flip`` / ``erasing`` are probabilities.
     """
     ops = [GaussianNoise(30.0, gaussian_noise) if gaussian_noise else None,
            FlipOrNoise(flip_or_noise) if flip_or_noise else None]
     if crop == "resized":
         ops.append(RandomResizedCrop(input_size))
+    elif crop == "resize_crop":   # DMUE: resize 256 -> random crop 224, at any input size
+        ops += [Resize(round(input_size * 256 / 224)), RandomCrop(input_size)]
     else:
         ops.append(Resize(input_size))
         if crop == "random":
             ops.append(RandomCrop(input_size, crop_padding))
         elif crop != "none":
-            raise ValueError(f"crop must be 'none', 'random' or 'resized', got {crop!r}")
+            raise ValueError(f"crop must be 'none', 'random', 'resized' or 'resize_crop', got {crop!r}")
     ops += [RandomHorizontalFlip(flip) if flip else None, ColorJitter(jitter, jitter) if jitter else None,
             Normalize(mean, std), RandomErasing(erasing) if erasing else None]
     return Compose(*ops)

@@ -35,10 +35,11 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float | None = None
     momentum: float = 0.9
-    scheduler: str | None = None      # exponential | cosine | step | none
+    scheduler: str | None = None      # exponential | cosine | step | piecewise (per param group) | none
     gamma: float | None = None
     milestones: list | None = None
     augment: dict | None = None       # None -> the method's default augmentation
+    sampler: str | None = None        # uniform | balanced | stratified (ferlab.data.samplers); None -> method default
     seed: int = 0
     deterministic: bool = True
     device: str = "auto"
@@ -58,7 +59,7 @@ class TrainConfig:
         """Fill every ``None`` hyperparameter from the method's official defaults."""
         cfg = dataclasses.replace(self)
         fallback = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
-                    "scheduler": "none", "gamma": 0.1, "augment": {}}
+                    "scheduler": "none", "gamma": 0.1, "augment": {}, "sampler": "uniform"}
         for key, val in fallback.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, method_defaults.get(key, val))

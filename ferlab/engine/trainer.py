@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data import build_dataset
 from ..data.noise import apply_noise, save_manifest
+from ..data.samplers import epoch_order
 from ..methods import build_method, method_class
 from ..models import backbone_info, create_backbone
 from . import checkpoint as ckpt
@@ -52,14 +53,6 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def epoch_order(n: int, seed: int, epoch: int, info: DistInfo) -> np.ndarray:
-    """This rank's sample order for ``epoch``: one permutation seeded by (seed, epoch),
-    trimmed to a multiple of the world size and strided over ranks."""
-    perm = np.random.Generator(np.random.PCG64([seed, epoch])).permutation(n)
-    usable = (n // info.world_size) * info.world_size if info.world_size > 1 else n
-    return perm[:usable][info.rank::info.world_size]
-
-
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -79,7 +72,23 @@ def build_scheduler(opt, cfg: TrainConfig):
         return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.milestones or [], gamma=cfg.gamma)
     if cfg.scheduler in ("none", None):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
-    raise ValueError(f"scheduler must be exponential, cosine, step or none, got {cfg.scheduler!r}")
+    if cfg.scheduler == "piecewise":
+        return torch.optim.lr_scheduler.LambdaLR(opt, [PiecewiseLR(g.get("schedule")) for g in opt.param_groups])
+    raise ValueError(f"scheduler must be exponential, cosine, step, piecewise or none, got {cfg.scheduler!r}")
+
+
+class PiecewiseLR:
+    """lr multiplier per epoch from a param group's ``schedule``: ``[[bound, mult], ...]``, ``mult``
+    applies while ``epoch < bound`` (the last one after the last bound); no schedule -> 1."""
+
+    def __init__(self, schedule):
+        self.schedule = [tuple(map(float, step)) for step in schedule or []]
+
+    def __call__(self, epoch: int) -> float:
+        for bound, mult in self.schedule:
+            if epoch < bound:
+                return mult
+        return self.schedule[-1][1] if self.schedule else 1.0
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device):
@@ -238,6 +247,22 @@ class Trainer:
                                 self.channels_last, self.cfg.progress, desc="eval train")
         return train_fit_report(preds, ds.labels, ds.clean_labels)
 
+    @property
+    def _min_per_class(self) -> int:
+        return int(getattr(self.method, "min_per_class", 0))
+
+    def _batch_ok(self, labels: torch.Tensor) -> bool:
+        """A method's batch filter (DMUE: every class at least ``min_per_class`` times in the
+        local batch); the decision is all-reduced, so one short rank skips the step on all."""
+        need = self._min_per_class
+        if not need:
+            return True
+        ok = torch.bincount(labels, minlength=self.num_classes).min() >= need
+        ok = ok.to(torch.int32).reshape(1)
+        if self.info.enabled:
+            torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+        return bool(ok.item())
+
     def _check_finite(self, sums: dict, epoch: int, step: int) -> None:
         loss = float(sums["loss"])
         if not math.isfinite(loss):
@@ -246,8 +271,9 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
-        order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info)
         per_rank = max(1, cfg.batch_size // self.info.world_size)
+        order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info.rank, self.info.world_size, cfg.sampler,
+                            self.train_set.labels, per_rank)
         steps = math.ceil(len(order) / per_rank)
         self.method.train()
         self.method.on_epoch_start(epoch)
@@ -256,12 +282,16 @@ class Trainer:
         sums = {k: torch.as_tensor(v, device=self.device) for k, v in acc.get("sums", {}).items()}
         correct = torch.as_tensor(acc.get("correct", 0), device=self.device)
         seen, t0 = acc.get("seen", 0), time.time()
+        skipped = acc.get("skipped", 0)
         images = 0
         bar = tqdm(range(start, steps), total=steps, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (cfg.progress and self.info.is_main), leave=False)
         for step in bar:
             batch = self.train_set.get_batch(order[step * per_rank:(step + 1) * per_rank])
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            if not self._batch_ok(batch["label"]):
+                skipped += 1
+                continue
             with torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext():
                 out = self.model(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -282,17 +312,24 @@ class Trainer:
                 bar.set_postfix(loss=f"{float(sums['loss']) / seen:.4f}")
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
                 self._check_finite(sums, epoch, step)
-                self.epoch_acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen}
+                self.epoch_acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen,
+                                  "skipped": skipped}
                 self.save(epoch, step + 1)
         bar.close()
         dt = time.time() - t0
         # sum the per-rank statistics
         stats = all_gather_objects(({k: float(v) for k, v in sums.items()}, int(correct), seen), self.info)
+        if self._min_per_class:
+            if skipped > 0.01 * steps:
+                self.log(f"warning: {skipped} of {steps} batches skipped in epoch {epoch + 1} (fewer than "
+                         f"{self._min_per_class} samples of some class; use sampler: stratified)")
         total = sum(s[2] for s in stats)
         row = {k: sum(s[0][k] for s in stats) / max(total, 1) for k in stats[0][0]}
         row["train_acc"] = sum(s[1] for s in stats) / max(total, 1)
         row["time_s"] = dt
         row["images_per_s"] = images * self.info.world_size / max(dt, 1e-9)
+        if self._min_per_class:
+            row["skipped_batches"] = skipped
         self.epoch_acc = {}
         return row
 

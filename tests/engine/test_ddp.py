@@ -32,15 +32,15 @@ def test_torchrun_two_processes(tmp_path):
 
 @pytest.mark.parametrize("method,args", [("eac", []), ("rul", ["--set", "method_args.relabel=true",
                                                               "--set", "method_args.relabel_start_epoch=0",
-                                                              "--set", "method_args.relabel_margin=0.0"])])
+                                                              "--set", "method_args.relabel_margin=0.0"]),
+                                         ("dmue", ["--sampler", "stratified"])])
 def test_torchrun_methods(tmp_path, method, args):
     """EAC's two passes and RUL's relabelling under 2-process DDP; relabels made on either rank
     reach the (rank-0) checkpoint."""
     import numpy as np
     import torch
 
-    from ferlab.engine.distributed import DistInfo
-    from ferlab.engine.trainer import epoch_order
+    from ferlab.data.samplers import epoch_order
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
            "-m", "ferlab.cli", "train", "--method", method, "--dataset", "synthetic", "--backbone", "resnet10",
            "--input-size", "32", "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001",
@@ -55,5 +55,11 @@ def test_torchrun_methods(tmp_path, method, args):
         changed = np.flatnonzero((state["model"]["targets"] != state["labels"]).numpy())
         assert int(state["model"]["relabelled"]) == len(changed) > 0
         for rank in (0, 1):
-            shard = epoch_order(128, 0, 0, DistInfo(rank=rank, world_size=2, local_rank=rank))
+            shard = epoch_order(128, 0, 0, rank, 2)
             assert np.intersect1d(changed, shard).size > 0, f"no relabel from rank {rank} reached the checkpoint"
+    if method == "dmue":   # per-class splitting inside DDP's forward; both ranks' confidences reach the bank
+        assert state["history"][-1]["skipped_batches"] == 0
+        bank = state["model"]["confidence_bank"].numpy()
+        for rank in (0, 1):
+            shard = epoch_order(128, 0, 0, rank, 2, "stratified", state["labels"].numpy(), 16)
+            assert np.isfinite(bank[shard]).all(), f"rank {rank}'s confidences missing"
