@@ -4,7 +4,12 @@
 
 Signals on the run's own (noisy) training set, eval mode, eval transform:
 ``label_loss`` = CE of the given label (any method: the small-loss criterion), and each
-method's own signal where it has one (RUL: ``uncertainty`` = mean exp(log-variance)).
+method's own signal where it has one (higher = more suspicious):
+
+- RUL ``uncertainty`` = mean exp(log-variance);
+- DMUE ``1-confidence``: the pairwise confidence of the given label, its class similarities taken
+  against the whole training set (eval features) instead of a batch; ``1-confidence_bank``: the
+  confidence each sample last got during training (batch reference, train augmentation).
 Target: the training label differs from the clean (FERPlus majority) label.
 Writes ``benchmarks/results/noise-signal-<preset>.json`` (one entry per run, merged).
 """
@@ -24,6 +29,18 @@ from ferlab.engine.metrics import noise_detection_auroc
 from ferlab.engine.trainer import Trainer
 
 OWN_SIGNAL = {"rul": "uncertainty"}
+
+
+def dmue_signals(m, ds, device) -> dict:
+    feats = []
+    for lo in range(0, len(ds), 256):
+        b = ds.get_batch(np.arange(lo, min(lo + 256, len(ds))))
+        feats.append(m.pooled(m.prepare(b["image"].to(device))).float())
+    feats = torch.cat(feats)
+    labels = torch.as_tensor(ds.labels, device=device)
+    conf = torch.cat([m.confidence_head(feats[lo:lo + 1024], labels[lo:lo + 1024], feats, labels)
+                      for lo in range(0, len(ds), 1024)])
+    return {"1-confidence": 1 - conf.cpu().numpy(), "1-confidence_bank": 1 - m.confidence_bank.cpu().numpy()}
 
 
 @torch.no_grad()
@@ -47,6 +64,10 @@ def signals(run: Path) -> dict:
            "auroc": {"label_loss": noise_detection_auroc(torch.cat(loss).numpy()[ok], flipped)}}
     if own:
         out["auroc"][OWN_SIGNAL[cfg.method]] = noise_detection_auroc(torch.cat(own).numpy()[ok], flipped)
+    if cfg.method == "dmue":
+        for name, score in dmue_signals(m, ds, tr.device).items():
+            seen = ok & np.isfinite(score)
+            out["auroc"][name] = noise_detection_auroc(score[seen], (ds.labels != ds.clean_labels)[seen])
     return out
 
 

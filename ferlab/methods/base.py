@@ -77,6 +77,15 @@ class Method(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_head(self.backbone.forward_features(images), pre_logits=True)
 
+    def cam_classifier(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(weight (K, C), bias (K,)) of a classifier that is linear in the globally pooled last
+        feature map -- what a weight CAM needs -- or None when the head is not."""
+        fc = getattr(self.backbone, "fc", None)
+        if isinstance(fc, nn.Linear) and fc.in_features == self.backbone.num_features:
+            bias = fc.bias if fc.bias is not None else fc.weight.new_zeros(fc.out_features)
+            return fc.weight, bias
+        return None
+
     @property
     def cam_target_layer(self) -> nn.Module:
         return self.backbone.layer4[-1]

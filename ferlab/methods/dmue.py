@@ -157,6 +157,13 @@ class DMUE(Method):
         """(N, 3, H, W) -> (N, D): BN-neck features the target classifier reads."""
         return self.neck(self.num_classes)(self.pooled(images))
 
+    def cam_classifier(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode BN-neck folded into the target classifier: logits = W' GAP(F) + b'."""
+        bn = self.neck(self.num_classes)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        w = self.classifier.weight
+        return w * scale, w @ (bn.bias - bn.running_mean * scale)
+
     def confidence(self, images: torch.Tensor, labels: torch.Tensor, ref_features: torch.Tensor | None = None,
                    ref_labels: torch.Tensor | None = None) -> torch.Tensor:
         """(N,) confidence in (0, 1) of ``labels`` for ``images``; the class similarities are taken

@@ -35,8 +35,9 @@ class LogitsOnly(nn.Module):
 
 
 def classifier_cam(method: nn.Module, images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-    """CAM from the classifier weight (Zhou et al. 2016) for backbones whose classifier sits on
-    globally pooled features: ``sum_c W[k, c] F[n, c, h, w]`` (no bias).
+    """CAM from the classifier weight (Zhou et al. 2016) for methods whose classifier is linear in
+    globally pooled features (``Method.cam_classifier``): ``sum_c W[k, c] F[n, c, h, w]`` (no bias;
+    DMUE's eval BN-neck is folded into W).
 
     Args:
         images: normalised (N, 3, H, W); classes: (N,) class per image (default: the prediction).
@@ -44,15 +45,15 @@ def classifier_cam(method: nn.Module, images: torch.Tensor, classes: torch.Tenso
         (N, h, w) raw maps at the feature resolution.
     """
     m = unwrap(method)
-    fc = getattr(m.backbone, "fc", None)
-    if not isinstance(fc, nn.Linear) or fc.in_features != m.backbone.num_features:
+    head = m.cam_classifier()
+    if head is None:
         raise ValueError(f"{type(m).__name__}: its classifier does not read globally pooled backbone features, "
                          f"so a classifier CAM is not defined; use MethodCAM(kind='gradcam') instead")
     with torch.no_grad():
         f = m.backbone.forward_features(images)
         if classes is None:
-            classes = m.backbone.forward_head(f).argmax(1)
-        return torch.einsum("nc,nchw->nhw", fc.weight[classes].to(f.dtype), f)
+            classes = m.predict(images).argmax(1)
+        return torch.einsum("nc,nchw->nhw", head[0][classes].to(f.dtype), f)
 
 
 def denormalize(images: torch.Tensor, mean, std) -> torch.Tensor:

@@ -27,6 +27,21 @@ def test_classifier_cam_of_a_one_class_model_equals_hand_computation():
     torch.testing.assert_close(cam.mean((1, 2)) + b, logits, rtol=1e-4, atol=1e-5)
 
 
+def test_dmue_cam_folds_the_bn_neck_so_the_map_mean_gives_the_logit():
+    m = make("dmue")
+    m.train()
+    m.training_step({"image": torch.randint(0, 256, (14, 3, 64, 64), dtype=torch.uint8),
+                     "label": torch.arange(14) % 7, "index": torch.arange(14)})   # non-trivial BN statistics
+    m.eval()
+    x = torch.randn(3, 3, 64, 64)
+    cls = torch.tensor([0, 3, 6])
+    cam = classifier_cam(m, x, cls)
+    _, bias = m.cam_classifier()
+    with torch.no_grad():
+        logits = m.predict(x)
+    torch.testing.assert_close(cam.mean((1, 2)) + bias[cls], logits[torch.arange(3), cls], rtol=1e-4, atol=1e-4)
+
+
 def test_classifier_cam_refuses_methods_without_a_pooled_classifier():
     with pytest.raises(ValueError, match="gradcam"):
         classifier_cam(make("rul"), torch.randn(1, 3, 64, 64))
