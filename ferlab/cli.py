@@ -84,6 +84,28 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .engine.trainer import load_run_method
+    from .models.export import save_inference_model
+    path = Path(args.run)
+    ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if not ck.is_file():
+        raise SystemExit(f"{ck}: no checkpoint (give a run directory or a .pt file)")
+    method, cfg, _ = load_run_method(ck, "cpu")
+    try:
+        net = method.export_inference_model()
+    except NotImplementedError as e:
+        raise SystemExit(f"ferlab export: {e}") from None
+    out = Path(args.out or (ck.parent.parent / "inference.pt"))
+    save_inference_model(net, out, backbone=cfg.backbone, method=cfg.method, input_size=cfg.input_size,
+                         mean=list(method.mean), std=list(method.std), dataset=cfg.dataset, source=str(ck))
+    n_full = sum(p.numel() for p in method.parameters())
+    n_net = sum(p.numel() for p in net.parameters())
+    print(f"wrote {out}: {cfg.method} -> {type(net).__name__} {cfg.backbone} ({n_net / 1e6:.2f}M parameters, "
+          f"training model {n_full / 1e6:.2f}M); load with ferlab.models.export.load_inference_model")
+    return 0
+
+
 def cmd_noise(args) -> int:
     from .data import build_dataset
     from .data.noise import apply_noise, save_manifest
@@ -160,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    ex = sub.add_parser("export", help="write a run's standalone inference model (plain ResNet, e.g. DMUE's target branch)")
+    ex.add_argument("run", help="run directory or checkpoint file")
+    ex.add_argument("--out", help="output file (default: RUN/inference.pt)")
+    ex.set_defaults(func=cmd_export)
 
     no = sub.add_parser("noise", help="write noisy training labels + manifest")
     no.add_argument("--dataset", required=True)

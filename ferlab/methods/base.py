@@ -86,6 +86,17 @@ class Method(nn.Module):
             return fc.weight, bias
         return None
 
+    def export_inference_model(self) -> nn.Module:
+        """A standalone eval-mode :class:`~ferlab.models.ResNet` giving :meth:`predict`'s logits
+        (for methods whose inference is the backbone and its classifier)."""
+        import copy
+        if not isinstance(getattr(self.backbone, "fc", None), nn.Linear):
+            raise NotImplementedError(f"{type(self).__name__}: inference is not a plain backbone + classifier; "
+                                      f"use the method's predict()")
+        net = copy.deepcopy(self.backbone)
+        net.drop = nn.Identity()
+        return net.requires_grad_(False).eval()
+
     @property
     def cam_target_layer(self) -> nn.Module:
         return self.backbone.layer4[-1]

@@ -37,6 +37,16 @@ def test_two_epoch_smoke_run(tmp_path, method, device):
     # a saved run is rebuilt from its checkpoint alone and evaluates to the same number
     again = evaluate_checkpoint(tmp_path / "smoke" / "checkpoints" / "last.pt", "test", device=device, progress=False)
     assert again["acc"] == rows[-1]["test_acc"]
+    if method == "dmue":   # `ferlab export`: the standalone target-branch ResNet predicts like the full model
+        from ferlab.cli import main
+        from ferlab.engine.trainer import load_run_method
+        from ferlab.models.export import load_inference_model
+        assert main(["export", str(tmp_path / "smoke"), "--out", str(tmp_path / "inf.pt")]) == 0
+        net, meta = load_inference_model(tmp_path / "inf.pt")
+        full, _, _ = load_run_method(tmp_path / "smoke" / "checkpoints" / "last.pt", "cpu")
+        x = torch.randn(4, 3, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), full.predict(x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("method", ["eac", "rul", "dmue"])

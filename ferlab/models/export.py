@@ -1,0 +1,54 @@
+"""Standalone inference models: a plain :class:`~ferlab.models.ResNet` per trained run.
+
+``ferlab export RUN --out model.pt`` writes one file (no pickled code; ``weights_only`` loadable)::
+
+    {"format": "ferlab-inference-v1", "backbone": "resnet18", "num_classes": 7, "head": "linear" | "bn_linear",
+     "input_size": 112, "mean": [...], "std": [...], "classes": [...], "method": "dmue", "state_dict": {...}}
+
+``load_inference_model(path)`` rebuilds the network (eval mode) and returns it with that metadata.
+Its input is a normalised (N, 3, input_size, input_size) float tensor; it returns (N, num_classes) logits.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .registry import create_backbone
+
+FORMAT = "ferlab-inference-v1"
+
+
+def _head_kind(net: nn.Module) -> str:
+    fc = net.fc
+    if isinstance(fc, nn.Linear):
+        return "linear"
+    if isinstance(fc, nn.Sequential) and len(fc) == 2 and isinstance(fc[0], nn.BatchNorm1d) \
+            and isinstance(fc[1], nn.Linear):
+        return "bn_linear"
+    raise ValueError(f"cannot export a head of type {type(fc).__name__}")
+
+
+def save_inference_model(net: nn.Module, path: str | Path, **meta) -> dict:
+    """Write ``net`` (a ResNet whose ``fc`` is Linear or BN1d -> Linear) with ``meta``."""
+    from ..engine.checkpoint import save_atomic
+    obj = {"format": FORMAT, "head": _head_kind(net), "num_classes": int(net.num_classes), **meta,
+           "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+    save_atomic(obj, path)
+    return obj
+
+
+def load_inference_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild an exported model: returns (ResNet in eval mode, metadata without the weights)."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a ferlab inference model (expected format {FORMAT!r}; "
+                         f"write one with `ferlab export RUN --out FILE`)")
+    net = create_backbone(obj["backbone"], num_classes=obj["num_classes"])
+    if obj["head"] == "bn_linear":
+        bias = obj["state_dict"].get("fc.1.bias") is not None
+        net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features), nn.Linear(net.num_features, obj["num_classes"], bias=bias))
+    net.load_state_dict(obj["state_dict"])
+    meta = {k: v for k, v in obj.items() if k != "state_dict"}
+    return net.to(device).eval(), meta

@@ -1,0 +1,32 @@
+"""Standalone inference models round-trip through one weights-only file."""
+import pytest
+import torch
+
+from ferlab.methods import build_method
+from ferlab.models import create_backbone
+from ferlab.models.export import load_inference_model, save_inference_model
+
+
+@pytest.mark.parametrize("name", ["baseline", "eac", "dmue"])
+def test_export_save_load_gives_predict_logits(tmp_path, name):
+    torch.manual_seed(0)
+    m = build_method(name, create_backbone("resnet10", num_classes=7), 7, input_size=32)
+    if name == "dmue":
+        m.training_step({"image": torch.randint(0, 256, (14, 3, 32, 32), dtype=torch.uint8),
+                         "label": torch.arange(14) % 7, "index": torch.arange(14)})
+    m.eval()
+    save_inference_model(m.export_inference_model(), tmp_path / "m.pt", backbone="resnet10", method=name)
+    net, meta = load_inference_model(tmp_path / "m.pt")
+    assert meta["method"] == name and meta["head"] == ("bn_linear" if name == "dmue" else "linear")
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), m.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_methods_without_a_plain_head_refuse_and_bad_files_are_named(tmp_path):
+    m = build_method("rul", create_backbone("resnet10", num_classes=7), 7, input_size=32)
+    with pytest.raises(NotImplementedError, match="predict"):
+        m.export_inference_model()
+    torch.save({"weights": 1}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="x.pt: not a ferlab inference model"):
+        load_inference_model(tmp_path / "x.pt")
