@@ -48,10 +48,80 @@ def _attention(runs: dict[str, Path]):
     return attention_figure(methods, batch["image"], batch["label"], class_names=ds.classes)
 
 
+# the signal each method's panel shows (label_loss: the small-loss criterion, for methods without their own)
+OWN_SIGNAL = {"baseline": "label_loss", "eac": "label_loss", "rul": "uncertainty", "dmue": "1-confidence"}
+
+
+def _signals(runs: dict[str, Path]):
+    from .engine.signals import run_signals
+    from .viz.plots import noise_signal_histograms
+    panels = {}
+    for name, run in runs.items():
+        method = name.split("-")[0]
+        sig = run_signals(run)
+        key = OWN_SIGNAL[method]
+        panels[f"{method}: {key}"] = (sig[key][sig["known"]], sig["flipped"][sig["known"]])
+    return noise_signal_histograms(panels, title="noise signals on the 30%-symmetric training labels")
+
+
+def _confusion(runs: dict[str, Path]):
+    from .engine.config import TrainConfig
+    from .viz.plots import confusion_matrices
+    mats = {name.split("-")[0]: json.loads((run / "summary.json").read_text())["test_last"]["confusion"]
+            for name, run in runs.items()}
+    cfg = TrainConfig.from_yaml(next(iter(runs.values())) / "config.yaml")
+    from .data import build_dataset
+    classes = build_dataset(cfg.dataset, cfg.data_root, cfg.test_split, **{**cfg.dataset_args, "label_mode": "majority"}).classes
+    return confusion_matrices(mats, classes, title="FER2013Test (majority labels), last epoch")
+
+
+def _latent_distributions(runs: dict[str, Path]):
+    """DMUE's mined latent distribution for training images whose label was flipped, next to the
+    FERPlus annotator votes and the label the run was given."""
+    import torch
+
+    from .data import build_dataset
+    from .engine.trainer import load_run_method
+    from .viz.plots import label_distributions
+    run = next(iter(runs.values()))
+    method, cfg, _ = load_run_method(run / "checkpoints" / "last.pt", device="cpu")
+    noisy = _noisy_train_set(cfg)
+    votes = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **{**cfg.dataset_args, "label_mode": "votes"})
+    flipped = np.flatnonzero(noisy.labels != noisy.clean_labels)
+    pick = np.concatenate([flipped[noisy.clean_labels[flipped] == c][:1] for c in range(noisy.num_classes)])[:6]
+    b = noisy.subset(pick).preload(progress=False).get_batch(np.arange(len(pick)))
+    with torch.no_grad():
+        x = method.prepare(b["image"])
+        latent = method.latent_distribution(x, b["label"]).numpy()
+        pred = method.predict(x).softmax(1).numpy()
+    given = np.eye(noisy.num_classes)[noisy.labels[pick]]
+    row_of = {str(p): i for i, p in enumerate(votes.paths)}
+    vote_rows = np.asarray([votes.soft_labels[row_of[str(noisy.paths[i])]] for i in pick])
+    titles = [f"given {noisy.classes[noisy.labels[i]][:4]}, clean {noisy.classes[noisy.clean_labels[i]][:4]}" for i in pick]
+    return label_distributions(b["image"], {"FERPlus votes": vote_rows, "given (noisy)": given,
+                                            "DMUE latent": latent, "DMUE prediction": pred}, noisy.classes, titles)
+
+
+def _noisy_train_set(cfg):
+    """The training set of a run config with its noise applied (what the run trained on)."""
+    from .data import build_dataset
+    from .data.noise import apply_noise
+    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
+    if cfg.limit_train:
+        ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
+    if cfg.noise != "none":
+        apply_noise(ds, cfg.noise, cfg.noise_rate, cfg.noise_seed, noise_file=cfg.noise_file)
+    return ds
+
+
 def registry(seed: int = 0) -> list[Figure]:
-    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in ("baseline", "eac", "rul")), _curves(s))
+    methods = ("baseline", "eac", "rul", "dmue")
+    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s))
             for s in ("sym30", "fer2013")]
     figs.append(Figure("attention-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _attention, ("png",)))
+    figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals))
+    figs.append(Figure("confusion-fer2013", tuple(f"{m}-fer2013-s{seed}" for m in methods), _confusion))
+    figs.append(Figure("latent-distributions-sym30", (f"dmue-sym30-s{seed}",), _latent_distributions, ("png",)))
     return figs
 
 

@@ -86,6 +86,11 @@ class Method(nn.Module):
             return fc.weight, bias
         return None
 
+    def noise_scores(self, dataset, device, batch_size: int = 256) -> dict:
+        """The method's own per-sample signals on ``dataset`` (eval mode, no grad), each (N,) with
+        higher = more likely a wrong label; see :mod:`ferlab.engine.signals`."""
+        return {}
+
     def export_inference_model(self) -> nn.Module:
         """A standalone eval-mode :class:`~ferlab.models.ResNet` giving :meth:`predict`'s logits
         (for methods whose inference is the backbone and its classifier)."""

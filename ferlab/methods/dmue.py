@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -169,6 +170,32 @@ class DMUE(Method):
         """(N,) confidence in (0, 1) of ``labels`` for ``images``; the class similarities are taken
         against ``ref_features`` (R, D) from :meth:`pooled` (default: the batch itself, as in training)."""
         return self.confidence_head(self.pooled(images), labels, ref_features, ref_labels)
+
+    def noise_scores(self, dataset, device, batch_size: int = 256) -> dict:
+        """``1-confidence``: the confidence of each training label with class similarities taken
+        against the whole dataset (eval features); ``1-confidence_bank``: 1 - the confidence each
+        sample last got in training (NaN if never drawn)."""
+        feats = torch.cat([self.pooled(self.prepare(dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
+                                                    ["image"].to(device))).float()
+                           for lo in range(0, len(dataset), batch_size)])
+        labels = torch.as_tensor(dataset.labels, device=feats.device)
+        conf = torch.cat([self.confidence_head(feats[lo:lo + 1024], labels[lo:lo + 1024], feats, labels)
+                          for lo in range(0, len(dataset), 1024)])
+        out = {"1-confidence": (1 - conf).cpu().numpy()}
+        if len(self.confidence_bank) == len(dataset):
+            out["1-confidence_bank"] = (1 - self.confidence_bank).cpu().numpy()
+        return out
+
+    def latent_distribution(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W), (N,) -> (N, C): the latent label distribution the auxiliary branches mine
+        (branch y_i on sample i, sharpened; 0 at the given label) -- DMUE's soft target."""
+        t = self.trunk(images)
+        out = torch.zeros(len(labels), self.num_classes, device=images.device)
+        for c in labels.unique().tolist():
+            mine = (labels == c).nonzero().squeeze(1)
+            _, q = self._aux(c, t[mine], drop=False)
+            out[mine] = latent_distribution_target(q, c, self.num_classes, self.temperature)
+        return out
 
     def export_inference_model(self) -> nn.Module:
         """A standalone :class:`~ferlab.models.ResNet` (trunk -> target stage -> GAP -> BN-neck ->

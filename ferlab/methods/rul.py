@@ -97,6 +97,12 @@ class RUL(Method):
         """(N, 3, H, W) -> (N,) uncertainty s = mean(exp(log_var)) (larger = harder / noisier)."""
         return sample_uncertainty(self.log_var_head(self.backbone.forward_features(images))).squeeze(1)
 
+    def noise_scores(self, dataset, device, batch_size: int = 256) -> dict:
+        import numpy as np
+        out = [self.uncertainty(self.prepare(dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))["image"]
+                                             .to(device))).float().cpu() for lo in range(0, len(dataset), batch_size)]
+        return {"uncertainty": torch.cat(out).numpy()}
+
     # -- training ---------------------------------------------------------------
     def training_step(self, batch):
         x = self.train_transform(batch["image"])

@@ -59,3 +59,91 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def noise_signal_histograms(panels: dict[str, tuple], bins: int = 40, title: str = ""):
+    """One panel per signal: its distribution on intact vs flipped training labels, AUROC in the title.
+
+    Args:
+        panels: panel title -> (scores (N,), flipped (N,) bool); higher score = more suspicious.
+    """
+    import numpy as np
+
+    from ..engine.metrics import noise_detection_auroc
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    for ax, (name, (score, flipped)) in zip(axes[0], panels.items()):
+        score, flipped = np.asarray(score, dtype=float), np.asarray(flipped, dtype=bool)
+        use = np.isfinite(score)
+        score, flipped = score[use], flipped[use]
+        lo, hi = np.quantile(score, [0.005, 0.995])
+        edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        ax.hist(np.clip(score[~flipped], lo, hi), edges, density=True, alpha=0.6, color="tab:blue",
+                label=f"intact ({(~flipped).sum()})")
+        ax.hist(np.clip(score[flipped], lo, hi), edges, density=True, alpha=0.6, color="tab:red",
+                label=f"flipped ({flipped.sum()})")
+        ax.set_title(f"{name}\nAUROC {noise_detection_auroc(score, flipped):.3f}", fontsize=9)
+        ax.set_xlabel("signal (higher = more suspicious)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(matrices: dict[str, "np.ndarray"], classes, title: str = ""):
+    """Row-normalised confusion matrices (rows: true class, columns: prediction), one per run."""
+    import numpy as np
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.7 * n + 0.8, 3.9), squeeze=False)
+    im = None
+    for ax, (name, cm) in zip(axes[0], matrices.items()):
+        cm = np.asarray(cm, dtype=float)
+        rate = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        im = ax.imshow(rate, vmin=0, vmax=1, cmap="Blues")
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{100 * rate[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if rate[i, j] > 0.6 else "black")
+        acc = np.trace(cm) / max(cm.sum(), 1)
+        ax.set_title(f"{name} (acc {100 * acc:.1f}%)", fontsize=9)
+        ax.set_xticks(range(len(classes)), [c[:3] for c in classes], fontsize=7, rotation=45)
+        ax.set_yticks(range(len(classes)), [c[:3] for c in classes], fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+    axes[0][0].set_ylabel("true (clean label)", fontsize=8)
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="share of the true class")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def label_distributions(images, rows: dict[str, "np.ndarray"], classes, titles=None):
+    """Example images with label distributions side by side (e.g. FERPlus votes vs a method's estimate).
+
+    Args:
+        images: uint8 (N, 3, H, W) or (N, H, W, 3); rows: name -> (N, C) distributions (rows sum to 1).
+    """
+    import numpy as np
+    images = np.asarray(images)
+    if images.shape[1] == 3:
+        images = images.transpose(0, 2, 3, 1)
+    n, names = len(images), list(rows)
+    fig, axes = plt.subplots(2, n, figsize=(2.3 * n, 4.4), gridspec_kw={"height_ratios": [1, 1.1]}, squeeze=False)
+    width = 0.8 / len(names)
+    for i in range(n):
+        axes[0][i].imshow(images[i].squeeze(), cmap="gray" if images[i].shape[-1] == 1 else None)
+        axes[0][i].axis("off")
+        if titles is not None:
+            axes[0][i].set_title(titles[i], fontsize=8)
+        ax = axes[1][i]
+        for k, name in enumerate(names):
+            ax.bar(np.arange(len(classes)) + (k - (len(names) - 1) / 2) * width, np.asarray(rows[name])[i], width,
+                   label=name, color=f"C{k}")
+        ax.set_ylim(0, 1)
+        ax.set_xticks(range(len(classes)), [c[:3] for c in classes], fontsize=6, rotation=90)
+        ax.tick_params(axis="y", labelsize=6)
+    axes[1][0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    return fig

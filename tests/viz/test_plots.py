@@ -12,3 +12,38 @@ def test_memorisation_curves_writes_png_and_svg(tmp_path):
     assert tuple(marker) == (1.0, 0.51)                                   # best *validation* epoch, not best test
     paths = save_figure(fig, tmp_path / "fig")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
+
+
+def test_noise_signal_histograms_report_the_auroc_of_each_signal():
+    import numpy as np
+
+    from ferlab.viz.plots import noise_signal_histograms
+    flipped = np.arange(100) < 30
+    perfect = flipped.astype(float) + np.linspace(0, 0.1, 100)
+    inverted = 1 - perfect
+    fig = noise_signal_histograms({"perfect": (perfect, flipped), "inverted": (inverted, flipped)})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["perfect\nAUROC 1.000", "inverted\nAUROC 0.000"]
+
+
+def test_confusion_matrices_are_row_normalised_with_accuracy_in_the_title():
+    import numpy as np
+
+    from ferlab.viz.plots import confusion_matrices
+    cm = np.array([[8, 2], [1, 9]])
+    fig = confusion_matrices({"run": cm}, ["anger", "happiness"])
+    ax = fig.axes[0]
+    assert ax.get_title() == "run (acc 85.0%)"
+    assert np.allclose(ax.images[0].get_array(), [[0.8, 0.2], [0.1, 0.9]])
+    assert [t.get_text() for t in ax.texts] == ["80", "20", "10", "90"]
+
+
+def test_label_distributions_draw_one_bar_group_per_source():
+    import numpy as np
+
+    from ferlab.viz.plots import label_distributions
+    imgs = np.zeros((2, 3, 8, 8), dtype=np.uint8)
+    votes = np.array([[0.5, 0.5, 0.0], [0.0, 0.1, 0.9]])
+    fig = label_distributions(imgs, {"votes": votes, "dmue": votes[::-1]}, ["a", "b", "c"], titles=["x", "y"])
+    bars = fig.axes[2].patches          # second row, first image
+    assert len(bars) == 6 and [round(b.get_height(), 2) for b in bars[:3]] == [0.5, 0.5, 0.0]

@@ -1,0 +1,67 @@
+"""Per-sample noise signals of a trained run: how suspicious each training label looks.
+
+Every signal is oriented so that *higher = more likely a wrong label*:
+
+- ``label_loss``: CE of the given training label (any method; the small-loss criterion);
+- each method's own, from ``Method.noise_scores(dataset, device)`` (RUL ``uncertainty``,
+  DMUE ``1-confidence`` / ``1-confidence_bank``, ...).
+
+``run_signals(run_dir)`` computes them on the run's own (noisy) training set with the eval
+transform, caches them in ``<run>/signals.npz`` (rebuilt when the checkpoint is newer) and adds
+``flipped`` (training label != clean label) and ``known`` (a clean label exists).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    """(N,) cross-entropy of each training label under ``method.predict`` (eval mode)."""
+    method.eval()
+    out = []
+    for lo in tqdm(range(0, len(dataset), batch_size), desc="label loss", disable=not progress, leave=False):
+        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
+        logits = method.predict(method.prepare(b["image"].to(device))).float()
+        out.append(F.cross_entropy(logits, b["label"].to(device), reduction="none").cpu())
+    return torch.cat(out).numpy()
+
+
+def noise_signals(method, dataset, device, batch_size: int = 256, progress: bool = False) -> dict[str, np.ndarray]:
+    """All signals of ``method`` on ``dataset`` (its labels are the ones judged): name -> (N,)."""
+    out = {"label_loss": label_loss(method, dataset, device, batch_size, progress)}
+    with torch.no_grad():
+        out.update(method.eval().noise_scores(dataset, device, batch_size))
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> dict:
+    """Signals of a finished run on its training set, with ``flipped`` / ``known`` masks (cached)."""
+    from .config import TrainConfig
+    from .trainer import Trainer
+
+    run = Path(run_dir)
+    ck = run / "checkpoints" / "last.pt"
+    path = run / "signals.npz"
+    if cache and path.is_file() and path.stat().st_mtime >= ck.stat().st_mtime:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    cfg = TrainConfig.from_yaml(run / "config.yaml")
+    cfg.progress, cfg.device = False, device
+    tr = Trainer(cfg)
+    tr.method.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])
+    ds = tr.train_set
+    out = noise_signals(tr.method, ds, tr.device, progress=progress)
+    known = ds.clean_labels >= 0 if ds.clean_labels is not None else np.zeros(len(ds), dtype=bool)
+    out["flipped"] = (ds.labels != ds.clean_labels) & known if ds.clean_labels is not None else known
+    out["known"] = known
+    if cache:
+        tmp = path.with_name(".signals.tmp.npz")
+        np.savez(tmp, **out)
+        tmp.replace(path)
+    return out
