@@ -114,11 +114,26 @@ def _noisy_train_set(cfg):
     return ds
 
 
+def _umap(runs: dict[str, Path]):
+    """UMAP of the training features of each run, coloured by noisy vs clean label (EAC paper figure)."""
+    from .engine.trainer import load_run_method
+    from .viz.embedding import embed, extract_features, noisy_vs_clean_grid
+    rows, classes = {}, None
+    for name, run in runs.items():
+        method, cfg, _ = load_run_method(run / "checkpoints" / "last.pt", device="cpu")
+        ds = _noisy_train_set(cfg).preload(progress=False)
+        data = extract_features(method, ds, cache=run / "features-train.npz", progress=False)
+        rows[name.split("-")[0]] = (embed(data["features"], "umap", seed=0), data["labels"], data["clean_labels"])
+        classes = ds.classes
+    return noisy_vs_clean_grid(rows, classes, title="UMAP of training features, 30% symmetric noise", point_size=2)
+
+
 def registry(seed: int = 0) -> list[Figure]:
     methods = ("baseline", "eac", "rul", "dmue")
     figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s))
             for s in ("sym30", "fer2013")]
     figs.append(Figure("attention-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _attention, ("png",)))
+    figs.append(Figure("umap-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _umap, ("png",)))
     figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals))
     figs.append(Figure("confusion-fer2013", tuple(f"{m}-fer2013-s{seed}" for m in methods), _confusion))
     figs.append(Figure("latent-distributions-sym30", (f"dmue-sym30-s{seed}",), _latent_distributions, ("png",)))

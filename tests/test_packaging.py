@@ -18,3 +18,10 @@ def test_cli_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "ferlab.cli", "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in ("train", "eval", "noise", "datasets", "demo"):
         assert cmd in out
+
+
+def test_ferlab_is_a_regular_package_with_a_version():
+    from importlib.metadata import version
+
+    import ferlab
+    assert ferlab.__file__ is not None and ferlab.__version__ == version("ferlab")

@@ -176,3 +176,45 @@ def attention_figure(methods: dict[str, nn.Module], images: torch.Tensor, classe
             axes[i, 0].set_ylabel(class_names[int(classes[i])], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def cam_comparison_figure(methods: dict[str, nn.Module], images: torch.Tensor, classes: torch.Tensor,
+                          kinds=("classifier", "gradcam", "gradcam++", "eigencam"), alpha: float = 0.5,
+                          class_names=None):
+    """Maps of every (method, kind) pair (rows) on every image (columns), at the image size.
+
+    ``kind`` ``classifier`` is the weight CAM (:func:`classifier_cam`; skipped for methods whose
+    head does not allow it), the others go through :class:`MethodCAM`. ``images``: uint8 (N, 3, S, S);
+    ``classes``: (N,) the class whose map is drawn.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for name, method in methods.items():
+        m = unwrap(method)
+        dev = next(m.parameters()).device
+        x = m.prepare(images.to(dev))
+        for kind in kinds:
+            if kind == "classifier":
+                if m.cam_classifier() is None:
+                    continue
+                maps = resize_maps(classifier_cam(m, x, classes.to(dev)).cpu(), tuple(images.shape[-2:]))
+            else:
+                with MethodCAM(m, kind) as cam:
+                    maps = resize_maps(cam(x, classes), tuple(images.shape[-2:]))
+            rows.append((f"{name}\n{kind}", maps))
+    n = len(images)
+    fig, axes = plt.subplots(len(rows) + 1, n, figsize=(1.5 * n + 0.8, 1.5 * (len(rows) + 1)), squeeze=False)
+    for j in range(n):
+        axes[0, j].imshow(images[j].permute(1, 2, 0).numpy())
+        if class_names is not None:
+            axes[0, j].set_title(class_names[int(classes[j])], fontsize=7)
+        for i, (_, maps) in enumerate(rows, start=1):
+            axes[i, j].imshow(overlay(images[j], maps[j], alpha))
+    for i, (label, _) in enumerate([("image", None), *rows]):
+        axes[i, 0].set_ylabel(label, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -82,27 +82,39 @@ def embed(features: np.ndarray, how: str = "umap", seed: int = 0, **kw) -> np.nd
     raise ValueError(f"how must be 'umap' or 'tsne', got {how!r}")
 
 
-def noisy_vs_clean_figure(xy: np.ndarray, labels: np.ndarray, clean_labels: np.ndarray, classes=None,
-                          title: str = "", point_size: float = 3.0):
-    """Two panels over the same 2-D embedding: coloured by the (noisy) training label, and by
-    the latent clean label, flipped samples outlined in black on the right."""
+def _draw_noisy_vs_clean(axes, xy, labels, clean_labels, names, point_size, row_label=""):
     import matplotlib.pyplot as plt
-
-    k = int(max(labels.max(), clean_labels.max())) + 1
-    names = list(classes) if classes is not None else [str(i) for i in range(k)]
     cmap = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
     for ax, lab, name in ((axes[0], labels, "training label (noisy)"), (axes[1], clean_labels, "clean label")):
-        for c in range(k):
+        for c in range(len(names)):
             sel = lab == c
             ax.scatter(xy[sel, 0], xy[sel, 1], s=point_size, color=cmap(c % 10), label=names[c], linewidths=0)
-        ax.set_title(name)
+        ax.set_title(f"{row_label}: {name}" if row_label else name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     flipped = (clean_labels >= 0) & (labels != clean_labels)
     axes[1].scatter(xy[flipped, 0], xy[flipped, 1], s=point_size * 2, facecolors="none", edgecolors="k",
                     linewidths=0.3, label="label flipped")
-    axes[1].legend(markerscale=3, fontsize=8, loc="best")
+
+
+def noisy_vs_clean_figure(xy: np.ndarray, labels: np.ndarray, clean_labels: np.ndarray, classes=None,
+                          title: str = "", point_size: float = 3.0):
+    """Two panels over the same 2-D embedding (N, 2): coloured by the (noisy) training label, and by
+    the latent clean label, flipped samples outlined in black on the right."""
+    return noisy_vs_clean_grid({"": (xy, labels, clean_labels)}, classes, title, point_size)
+
+
+def noisy_vs_clean_grid(rows: dict[str, tuple], classes=None, title: str = "", point_size: float = 3.0):
+    """One row per run: ``name -> (xy (N, 2), labels (N,), clean_labels (N,))``, each drawn as the
+    noisy-label / clean-label panel pair of :func:`noisy_vs_clean_figure`."""
+    import matplotlib.pyplot as plt
+
+    k = int(max(max(r[1].max(), r[2].max()) for r in rows.values())) + 1
+    names = list(classes) if classes is not None else [str(i) for i in range(k)]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 5 * len(rows)), squeeze=False)
+    for ax_pair, (name, (xy, labels, clean)) in zip(axes, rows.items()):
+        _draw_noisy_vs_clean(ax_pair, xy, labels, clean, names, point_size, name)
+    axes[0][1].legend(markerscale=3, fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

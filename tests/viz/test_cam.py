@@ -102,3 +102,15 @@ def test_attention_views_and_figure():
     fig = attention_figure({"baseline": make("baseline", size=48), "eac": make("eac", size=48)}, img,
                            torch.tensor([0, 3]), class_names=[str(i) for i in range(7)])
     assert len(fig.axes) == 2 * 3 * 3                             # rows x views x (image + 2 methods)
+
+
+def test_cam_comparison_figure_rows_per_method_and_kind_and_no_hooks_left():
+    from ferlab.viz.cam import cam_comparison_figure
+    methods = {"baseline": make("baseline"), "rul": make("rul")}
+    images = torch.randint(0, 256, (3, 3, 40, 40), dtype=torch.uint8)
+    fig = cam_comparison_figure(methods, images, torch.tensor([0, 1, 2]), kinds=("classifier", "gradcam"))
+    labels = [ax.get_ylabel() for ax in fig.axes[::3]]
+    # RUL's head is not linear in pooled features: no classifier row for it
+    assert labels == ["image", "baseline\nclassifier", "baseline\ngradcam", "rul\ngradcam"]
+    assert fig.axes[3].images[0].get_array().shape[:2] == (40, 40)      # overlays at the image size
+    assert all(_hooks(m) == 0 for m in methods.values())
