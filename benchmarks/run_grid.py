@@ -106,7 +106,23 @@ def git_commit() -> str | None:
         return None
 
 
-def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str) -> dict:
+def dedup_test(run: Path) -> dict:
+    """Last-epoch accuracy on FER2013Test without the images whose pixels occur in FER2013Train
+    (cached in ``<run>/test-dedup.json``)."""
+    from ferlab.engine.trainer import evaluate_checkpoint
+    path = run / "test-dedup.json"
+    ck = run / "checkpoints" / "last.pt"
+    if path.is_file() and path.stat().st_mtime >= ck.stat().st_mtime:
+        return json.loads(path.read_text())
+    rep = evaluate_checkpoint(ck, "test", device="cpu", progress=False, dataset_args={"exclude_train_duplicates": True})
+    out = {"acc": rep["acc"], "mean_class_acc": rep["mean_class_acc"], "n": rep["n"],
+           "removed_train_duplicates": rep["removed_train_duplicates"]}
+    path.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str, previous: dict | None = None) -> dict:
+    """Rows of the finished runs among ``cfgs``; rows of ``previous`` for other runs are kept."""
     rows = []
     for method, setting, seed, cfg in cfgs:
         run = Path(cfg.out_dir) / cfg.run_name()
@@ -118,6 +134,7 @@ def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str) -> dict:
             "method": method, "setting": setting, "seed": seed, "run": str(run),
             "protocol": summary["protocol"], "val": summary.get("val"), "train_fit": summary.get("train_fit"),
             "noise": summary.get("noise"),
+            "test_dedup_last": dedup_test(run) if cfg.dataset == "ferplus" else None,
             "train_images": summary["train_fit"]["n_flipped"] + summary["train_fit"]["n_intact"]
             if summary.get("train_fit") else None,
             "curve": [{k: h.get(k) for k in ("epoch", "lr", "loss", "train_acc", "val_acc", "test_acc", "time_s")}
@@ -125,13 +142,17 @@ def collect(cfgs: list[tuple[str, str, int, TrainConfig]], preset: str) -> dict:
             "train_time_s": sum(h.get("time_s", 0.0) for h in history),
             "config": TrainConfig.from_yaml(run / "config.yaml").to_dict(),
         })
+    have = {(r["method"], r["setting"], r["seed"]) for r in rows}
+    rows += [r for r in (previous or {}).get("runs", []) if (r["method"], r["setting"], r["seed"]) not in have]
+    rows.sort(key=lambda r: (r["setting"], r["method"], r["seed"]))
     return {"benchmark": "ferplus-label-noise-grid", "preset": preset, "commit": git_commit(),
             "command": " ".join(["python", *sys.argv]),
             "machine": {"host": socket.gethostname(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
                         "torch": torch.__version__,
                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
             "protocol": "test = FER2013Test majority labels (7 classes); val = FER2013Valid majority; "
-                        "last / mean of last 5 epochs / test at best-val epoch; best_test is flagged (test selection)",
+                        "last / mean of last 5 epochs / test at best-val epoch; best_test is flagged (test selection); "
+                        "test_dedup_last = last epoch on FER2013Test minus images whose pixels occur in FER2013Train",
             "runs": rows}
 
 
@@ -177,8 +198,8 @@ def main(argv=None) -> int:
                 print(f"[grid] {tag}: done in {time.time() - t0:.0f} s", flush=True)
             finally:
                 (run / ".grid.lock").unlink(missing_ok=True)
-    result = collect(cfgs, args.preset)
     out = Path(args.results or ROOT / "benchmarks" / "results" / f"ferplus-grid-{args.preset}.json")
+    result = collect(cfgs, args.preset, json.loads(out.read_text()) if out.is_file() else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"[grid] {len(result['runs'])}/{len(cfgs)} runs finished; wrote {out}")

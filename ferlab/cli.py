@@ -75,11 +75,19 @@ def cmd_eval(args) -> int:
     ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
     if not ck.is_file():
         raise SystemExit(f"{ck}: no checkpoint (give a run directory or a .pt file)")
-    rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress)
+    overrides = {}
+    for item in args.dataset_arg or []:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--dataset-arg expects KEY=VALUE, got {item!r}")
+        overrides[key] = _parse_value(val)
+    rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress, dataset_args=overrides)
     if args.json:
         print(json.dumps(rep))
     else:
-        print(f"{args.split} ({rep['split']}, {rep['n']} images): accuracy {rep['acc']:.4f}, "
+        removed = rep.get("removed_train_duplicates")
+        print(f"{args.split} ({rep['split']}, {rep['n']} images"
+              + (f", {removed} train duplicates removed" if removed else "") + f"): accuracy {rep['acc']:.4f}, "
               f"mean class accuracy {rep['mean_class_acc']:.4f}")
     return 0
 
@@ -179,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="run directory or checkpoint file")
     ev.add_argument("--split", default="test", help="test | val | a dataset split name")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
+                    help="override an evaluation dataset argument, e.g. exclude_train_duplicates=true (FERPlus)")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_eval)

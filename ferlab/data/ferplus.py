@@ -100,9 +100,34 @@ def read_fer2013_table(root: Path) -> dict[str, int]:
     return out
 
 
+_PIXEL_HASHES: dict[str, set[str]] = {}
+
+
+def pixel_hashes(paths) -> list[str]:
+    """SHA-1 of each image's decoded pixels (lossless PNGs: equal pixels <=> equal hash)."""
+    import hashlib
+
+    from PIL import Image
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            out.append(hashlib.sha1(im.convert("L").tobytes() + bytes(str(im.size), "ascii")).hexdigest())
+    return out
+
+
+def train_pixel_hashes(root: Path) -> set[str]:
+    """Pixel hashes of every FER2013Train image listed in its label.csv (cached per process)."""
+    folder = Path(root) / SPLITS["train"]
+    key = str(folder.resolve())
+    if key not in _PIXEL_HASHES:
+        names, _ = read_votes(folder / "label.csv")
+        _PIXEL_HASHES[key] = set(pixel_hashes(folder / n for n in names))
+    return _PIXEL_HASHES[key]
+
+
 def ferplus(root: str | Path, split: str = "train", label_mode: str = "majority", num_classes: int = 7,
             majority_rule: str = "ferplus", drop_unlabeled: bool = True, image_size: int = 48,
-            on_bad_image: str = "error") -> FERDataset:
+            on_bad_image: str = "error", exclude_train_duplicates: bool = False) -> FERDataset:
     """Load one FERPlus split.
 
     Args:
@@ -112,6 +137,9 @@ def ferplus(root: str | Path, split: str = "train", label_mode: str = "majority"
         num_classes: 7 (basic emotions; contempt rows dropped) or 8.
         drop_unlabeled: drop rows without a training label (no majority, contempt in
             7-class mode, unknown FER2013 label). ``False`` keeps every image with ``-1``.
+        exclude_train_duplicates: for ``val`` / ``test``, drop images whose pixels also occur in
+            FER2013Train (FER2013 has exact duplicates across splits); the count is in
+            ``meta["removed_train_duplicates"]``. Ignored for ``train``.
     ``clean_label`` is always the majority label.
     """
     root = Path(root)
@@ -144,11 +172,18 @@ def ferplus(root: str | Path, split: str = "train", label_mode: str = "majority"
     if missing:
         raise DatasetError(f"{missing[0]}: image listed in {folder / 'label.csv'} not found "
                            f"({len(missing)} missing)")
+    removed = 0
+    if exclude_train_duplicates and split != "train":
+        seen = train_pixel_hashes(root)
+        dup = np.array([h in seen for h in pixel_hashes(paths[i] for i in keep)], dtype=bool)
+        removed = int(dup.sum())
+        keep = keep[~dup]
     return FERDataset(
         classes=classes, labels=labels[keep], clean_labels=majority[keep],
         soft_labels=soft[keep] if label_mode == "votes" else None,
         paths=[paths[i] for i in keep], image_size=image_size, on_bad_image=on_bad_image,
         name=f"ferplus-{split}-{label_mode}",
         meta={"root": str(root), "split": split, "label_mode": label_mode, "majority_rule": majority_rule,
-              "names": [names[i] for i in keep], "votes_total": len(names)},
+              "names": [names[i] for i in keep], "votes_total": len(names),
+              "removed_train_duplicates": removed},
     )

@@ -416,13 +416,18 @@ def load_run_method(checkpoint: str | Path, device: str = "auto"):
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str = "auto", batch_size: int = 256,
-                        progress: bool = True) -> dict:
-    """Single-process evaluation of a saved run on one of its evaluation splits."""
+                        progress: bool = True, dataset_args: dict | None = None) -> dict:
+    """Single-process evaluation of a saved run on one of its evaluation splits;
+    ``dataset_args`` override the run's evaluation dataset arguments (e.g.
+    ``{"exclude_train_duplicates": True}`` for FERPlus)."""
     method, cfg, dev = load_run_method(checkpoint, device)
     split_name = {"test": cfg.test_split, "val": cfg.val_split}.get(split, split)
-    ds = build_dataset(cfg.dataset, cfg.data_root, split_name, **eval_dataset_args(cfg))
+    ds = build_dataset(cfg.dataset, cfg.data_root, split_name, **{**eval_dataset_args(cfg), **(dataset_args or {})})
     if cfg.limit_eval:
         ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
     ds.preload(progress=progress)
     preds = predict_dataset(method, ds, dev, batch_size, progress=progress, desc=f"eval {split}")
-    return {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}
+    rep = {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}
+    if "removed_train_duplicates" in ds.meta:
+        rep["removed_train_duplicates"] = ds.meta["removed_train_duplicates"]
+    return rep

@@ -35,6 +35,13 @@ def test_skips_finished_and_resumes_interrupted(tmp_path, capsys):
     assert (run / "summary.json").stat().st_mtime_ns == stamp
     res = json.loads((full / "res.json").read_text())
     assert len(res["runs"]) == 1 and res["runs"][0]["protocol"]["epochs"] == 2
+    # a worker that trains only some runs keeps the other runs' rows of the results file
+    other = {**res["runs"][0], "method": "eac", "protocol": {"last": 0.5}}
+    (full / "res.json").write_text(json.dumps({**res, "runs": [*res["runs"], other]}))
+    grid(full)
+    rows = json.loads((full / "res.json").read_text())["runs"]
+    assert [(r["method"], r["protocol"]["last"]) for r in rows] == [("baseline", res["runs"][0]["protocol"]["last"]),
+                                                                     ("eac", 0.5)]
 
     # an interrupted run: one epoch done, checkpoint on disk, no summary
     overrides = {"dataset": "synthetic", "dataset_args": {"n": 64, "image_size": 32}, "backbone": "resnet10",

@@ -5,7 +5,7 @@ import pytest
 
 from ferlab import classes as C
 from ferlab.data import build_dataset
-from ferlab.data.ferplus import majority_labels
+from ferlab.data.ferplus import ferplus, majority_labels
 
 pytestmark = pytest.mark.realdata
 
@@ -58,3 +58,15 @@ def test_votes_mode_soft_labels(ferplus_root):
     assert ds.soft_labels.shape == (len(ds), 7)
     np.testing.assert_allclose(ds.soft_labels.sum(1), 1, atol=1e-5)
     assert (ds.soft_labels.argmax(1) == ds.labels).mean() > 0.95
+
+
+def test_test_images_duplicated_in_training_are_removed(ferplus_root):
+    from ferlab.data.ferplus import pixel_hashes, train_pixel_hashes
+    full = ferplus(ferplus_root, "test")
+    dedup = ferplus(ferplus_root, "test", exclude_train_duplicates=True)
+    assert dedup.meta["removed_train_duplicates"] == len(full) - len(dedup) == 243     # of 3,122
+    train = train_pixel_hashes(ferplus_root)
+    assert not train & set(pixel_hashes(dedup.paths))
+    removed = sorted(set(map(str, full.paths)) - set(map(str, dedup.paths)))
+    assert set(pixel_hashes(removed[:20])) <= train
+    assert ferplus(ferplus_root, "train", exclude_train_duplicates=True).meta["removed_train_duplicates"] == 0
