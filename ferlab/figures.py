@@ -128,6 +128,16 @@ def _umap(runs: dict[str, Path]):
     return noisy_vs_clean_grid(rows, classes, title="UMAP of training features, 30% symmetric noise", point_size=2)
 
 
+def _accuracy_vs_noise(runs: dict[str, Path]):
+    from .viz.plots import accuracy_vs_noise
+    rows = []
+    for name, run in runs.items():
+        method, setting, _ = name.split("-")
+        rows.append({"method": method, "setting": setting,
+                     "protocol": json.loads((run / "summary.json").read_text())["protocol"]})
+    return accuracy_vs_noise(rows, title="FERPlus (cpu preset): test accuracy, mean of the last 5 epochs")
+
+
 def registry(seed: int = 0) -> list[Figure]:
     methods = ("baseline", "eac", "rul", "dmue")
     figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s))
@@ -136,6 +146,8 @@ def registry(seed: int = 0) -> list[Figure]:
     figs.append(Figure("umap-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _umap, ("png",)))
     figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals))
     figs.append(Figure("confusion-fer2013", tuple(f"{m}-fer2013-s{seed}" for m in methods), _confusion))
+    figs.append(Figure("accuracy-vs-noise", tuple(f"{m}-{s}-s{seed}" for m in methods
+                                                  for s in ("clean", "sym30", "asym30", "fer2013")), _accuracy_vs_noise))
     figs.append(Figure("latent-distributions-sym30", (f"dmue-sym30-s{seed}",), _latent_distributions, ("png",)))
     return figs
 

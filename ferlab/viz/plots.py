@@ -147,3 +147,47 @@ def label_distributions(images, rows: dict[str, "np.ndarray"], classes, titles=N
     axes[1][0].legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+SYMMETRIC_RATE = {"clean": 0.0, "sym10": 0.1, "sym20": 0.2, "sym30": 0.3}
+
+
+def accuracy_vs_noise(rows: list[dict], key: str = "mean_last_k", title: str = ""):
+    """Test accuracy against the symmetric noise rate, one line per method; ``asym30`` and
+    ``fer2013`` (real noise) runs are drawn as separate points to the right.
+
+    Args:
+        rows: grid results (``benchmarks/results/ferplus-grid-*.json`` ``runs``): dicts with
+            ``method``, ``setting`` and ``protocol`` (``last``, ``mean_last_k``, ``best_val``).
+            Several seeds of one (method, setting) are averaged, with their std as error bars.
+        key: which protocol number.
+    """
+    import numpy as np
+    extra = [s for s in ("asym30", "fer2013") if any(r["setting"] == s for r in rows)]
+    methods = sorted({r["method"] for r in rows}, key=lambda m: list(STYLE).index(m) if m in STYLE else 99)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    xs_extra = {s: 0.4 + 0.1 * i for i, s in enumerate(extra)}
+    for j, m in enumerate(methods):
+        def stat(setting):
+            vals = [100 * r["protocol"][key] for r in rows if r["method"] == m and r["setting"] == setting]
+            return (np.mean(vals), np.std(vals)) if vals else None
+        pts = [(SYMMETRIC_RATE[s], *stat(s)) for s in SYMMETRIC_RATE if stat(s)]
+        color = STYLE.get(m)
+        if pts:
+            x, y, e = map(np.array, zip(*pts))
+            ax.errorbar(100 * x, y, yerr=e, marker="o", ms=4, capsize=2, label=m, color=color)
+        for s in extra:
+            st = stat(s)
+            if st:
+                ax.errorbar(100 * xs_extra[s] + (j - len(methods) / 2) * 0.6, st[0], yerr=st[1], marker="s", ms=5,
+                            capsize=2, color=color, ls="none", label=None if pts else m)
+    ticks = [0, 10, 20, 30] + [100 * xs_extra[s] for s in extra]
+    ax.set_xticks(ticks, ["0", "10", "20", "30"] + [{"asym30": "asym\n30%", "fer2013": "FER2013\nlabels"}[s] for s in extra])
+    if extra:
+        ax.axvline(35, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="symmetric label noise (%)", ylabel=f"test accuracy (%), {key.replace('_', ' ')}",
+           title=title or "accuracy under label noise")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -47,3 +47,19 @@ def test_label_distributions_draw_one_bar_group_per_source():
     fig = label_distributions(imgs, {"votes": votes, "dmue": votes[::-1]}, ["a", "b", "c"], titles=["x", "y"])
     bars = fig.axes[2].patches          # second row, first image
     assert len(bars) == 6 and [round(b.get_height(), 2) for b in bars[:3]] == [0.5, 0.5, 0.0]
+
+
+def test_accuracy_vs_noise_averages_seeds_and_places_real_noise_apart():
+    from ferlab.viz.plots import accuracy_vs_noise
+
+    def row(m, s, v, seed=0):
+        return {"method": m, "setting": s, "seed": seed, "protocol": {"mean_last_k": v}}
+    rows = [row("baseline", "clean", 0.8), row("baseline", "sym30", 0.5), row("baseline", "sym30", 0.6, 1),
+            row("eac", "clean", 0.82), row("eac", "sym30", 0.7), row("eac", "fer2013", 0.65)]
+    fig = accuracy_vs_noise(rows)
+    ax = fig.axes[0]
+    lines = {c.get_label(): c.lines[0] for c in ax.containers if not c.get_label().startswith("_")}
+    assert list(lines["baseline"].get_xdata()) == [0, 30]
+    assert list(lines["baseline"].get_ydata()) == [80.0, 55.0]          # mean of the two seeds
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[-1] == "FER2013\nlabels"
