@@ -2,8 +2,8 @@
 
     python benchmarks/plot_grid.py --results benchmarks/results/ferplus-grid-cpu.json
 
-Prints last / mean of last 5 / test at best-val epoch / flagged best test, and the
-memorisation of the flipped training labels. The curves are drawn by ``ferlab figures``.
+Prints last / mean of last 5 / test at best-val epoch / flagged best test, the last epoch on
+the test set without train pixel-duplicates, and the memorisation of the flipped training labels. The curves are drawn by ``ferlab figures``.
 """
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ ORDER = {"baseline": 0, "eac": 1, "rul": 2, "dmue": 3, "lanet": 4, "ldlva": 5}
 
 def table(runs: list[dict]) -> str:
     lines = ["| label setting | method | last | mean last 5 | test @ best val (epoch) | best test (flagged) "
-             "| flipped labels memorised | train time |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| last, dedup test | flipped labels memorised | train time |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["setting"], ORDER.get(r["method"], 9), r["seed"])):
         p, fit = r["protocol"], r.get("train_fit") or {}
         mem = f"{fit['memorised_flipped']:.3f}" if fit.get("memorised_flipped") is not None else "-"
+        dedup = f"{100 * r['test_dedup_last']['acc']:.2f}" if r.get("test_dedup_last") else "-"
         lines.append(f"| {r['setting']} | {r['method']} | {100 * p['last']:.2f} | {100 * p['mean_last_k']:.2f} "
                      f"| {100 * p['best_val']:.2f} ({p['best_val_epoch']}) | {100 * p['best_test']['value']:.2f} "
-                     f"({p['best_test']['epoch']}) | {mem} | {r['train_time_s'] / 60:.0f} min |")
+                     f"({p['best_test']['epoch']}) | {dedup} | {mem} | {r['train_time_s'] / 60:.0f} min |")
     return "\n".join(lines)
 
 
