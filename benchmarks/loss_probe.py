@@ -4,7 +4,8 @@ loss term per window (no evaluation), e.g. to check a from-scratch preset before
     python benchmarks/loss_probe.py --config recipes/dmue/ferplus.yaml --preset cpu --steps 200 \\
         --epoch 6 --set noise=symmetric --set noise_rate=0.3 --set method_args.sp_space=features
 
-``--epoch`` is the epoch the method believes it is in (DMUE: the ramp weights). Uses the run's own
+``--epoch`` is the epoch the method believes it is in (DMUE: the ramp weights; a negative epoch
+zeroes DMUE's ramp-up, leaving only the auxiliary CE). Uses the run's own
 optimizer, per-group learning rates, sampler and batch filter. Writes ``--out`` JSON if given.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def probe(cfg: TrainConfig, steps: int, epoch: int, window: int) -> list[dict]:
     m = tr.method.train()
     m.on_epoch_start(epoch)
     per = tr.cfg.batch_size
-    order = epoch_order(len(tr.train_set), cfg.seed, epoch, 0, 1, tr.cfg.sampler, tr.train_set.labels, per)
+    order = epoch_order(len(tr.train_set), cfg.seed, max(epoch, 0), 0, 1, tr.cfg.sampler, tr.train_set.labels, per)
     rows, acc, n, skipped, step = [], {}, 0, 0, 0
     while step < steps and (step + 1) * per <= len(order):
         batch = {k: v.to(tr.device) for k, v in tr.train_set.get_batch(order[step * per:(step + 1) * per]).items()}
