@@ -61,7 +61,8 @@ class DMUE(Method):
     """Args (``method_args``): ``ramp_a`` (6: AffectNet; FERPlus 10-14, RAF-DB 9-10),
     ``temperature`` (1.2), ``soft_weight`` (0.5), ``sp_weight`` (1000), ``dropout`` (0.5),
     ``classifier_lr_mult`` (10), ``train_uncertainty_mlp`` (True), ``train_neck_weight`` (True),
-    ``sp_space`` (released | features), ``neck`` (shared | per_branch), ``min_per_class`` (2).
+    ``sp_space`` (released | features), ``neck`` (shared | per_branch), ``min_per_class`` (2),
+    ``classifier_init_std`` (0.001, official N(0, 0.001^2) for every classifier).
     """
     name = "dmue"
     # official code: Adam wd 1e-4, lr 1e-4 (base) / 1e-3 (classifiers) with the piecewise tables,
@@ -73,7 +74,8 @@ class DMUE(Method):
     def __init__(self, backbone, num_classes, ramp_a: float = 6.0, temperature: float = 1.2,
                  soft_weight: float = 0.5, sp_weight: float = 1000.0, dropout: float = 0.5,
                  classifier_lr_mult: float = 10.0, train_uncertainty_mlp: bool = True, train_neck_weight: bool = True,
-                 sp_space: str = "released", neck: str = "shared", min_per_class: int = 2, **kw):
+                 sp_space: str = "released", neck: str = "shared", min_per_class: int = 2,
+                 classifier_init_std: float = 0.001, **kw):
         augment = kw.pop("augment", None)
         super().__init__(backbone, num_classes, augment=self.defaults["augment"] if augment is None else augment, **kw)
         if sp_space not in ("released", "features"):
@@ -94,7 +96,7 @@ class DMUE(Method):
         self.aux_classifiers = nn.ModuleList(nn.Linear(D, C - 1, bias=False) for _ in range(C))
         self.classifier = nn.Linear(D, C, bias=False)
         for lin in [*self.aux_classifiers, self.classifier]:
-            nn.init.normal_(lin.weight, std=0.001)
+            nn.init.normal_(lin.weight, std=classifier_init_std)
         self.confidence_head = PairwiseConfidence(C)
         self.confidence_head.requires_grad_(bool(train_uncertainty_mlp))
         self.ramp_a, self.temperature = float(ramp_a), float(temperature)

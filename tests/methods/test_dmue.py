@@ -154,3 +154,8 @@ def test_confidence_with_a_reference_set_and_eval_predict_need_no_labels():
         ref = m.pooled(x)
         s = m.confidence(x[:4], torch.tensor([0, 1, 2, 3]), ref, batch()["label"])
     assert s.shape == (4,) and torch.all((s > 0) & (s < 1))
+
+
+def test_classifier_init_is_official_by_default_and_an_option():
+    assert abs(make().classifier.weight.std().item() - 0.001) < 2e-4
+    assert abs(make(classifier_init_std=0.03).aux_classifiers[2].weight.std().item() - 0.03) < 5e-3
