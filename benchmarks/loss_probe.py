@@ -43,7 +43,7 @@ def probe(cfg: TrainConfig, steps: int, epoch: int, window: int) -> list[dict]:
         tr.optimizer.step()
         for k, v in out.items():
             if k != "logits" and torch.is_tensor(v) and v.ndim == 0:
-                acc[k] = acc.get(k, 0.0) + float(v)
+                acc[k] = acc.get(k, 0.0) + float(v.detach())
         if "logits" in out:
             acc["train_acc"] = acc.get("train_acc", 0.0) + float((out["logits"].argmax(1) == batch["label"]).float().mean())
         n += 1
