@@ -103,15 +103,8 @@ def _latent_distributions(runs: dict[str, Path]):
 
 
 def _noisy_train_set(cfg):
-    """The training set of a run config with its noise applied (what the run trained on)."""
-    from .data import build_dataset
-    from .data.noise import apply_noise
-    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
-    if cfg.limit_train:
-        ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
-    if cfg.noise != "none":
-        apply_noise(ds, cfg.noise, cfg.noise_rate, cfg.noise_seed, noise_file=cfg.noise_file)
-    return ds
+    from .engine.trainer import build_train_set
+    return build_train_set(cfg)[0]
 
 
 def _umap(runs: dict[str, Path]):

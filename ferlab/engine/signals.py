@@ -42,8 +42,7 @@ def noise_signals(method, dataset, device, batch_size: int = 256, progress: bool
 
 def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> dict:
     """Signals of a finished run on its training set, with ``flipped`` / ``known`` masks (cached)."""
-    from .config import TrainConfig
-    from .trainer import Trainer
+    from .trainer import build_train_set, load_run_method
 
     run = Path(run_dir)
     ck = run / "checkpoints" / "last.pt"
@@ -51,12 +50,9 @@ def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True,
     if cache and path.is_file() and path.stat().st_mtime >= ck.stat().st_mtime:
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    cfg = TrainConfig.from_yaml(run / "config.yaml")
-    cfg.progress, cfg.device = False, device
-    tr = Trainer(cfg)
-    tr.method.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])
-    ds = tr.train_set
-    out = noise_signals(tr.method, ds, tr.device, progress=progress)
+    method, cfg, dev = load_run_method(ck, device)
+    ds = build_train_set(cfg)[0].preload(progress=False)
+    out = noise_signals(method, ds, dev, progress=progress)
     known = ds.clean_labels >= 0 if ds.clean_labels is not None else np.zeros(len(ds), dtype=bool)
     out["flipped"] = (ds.labels != ds.clean_labels) & known if ds.clean_labels is not None else known
     out["known"] = known

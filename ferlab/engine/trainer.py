@@ -99,6 +99,18 @@ def amp_dtype(cfg: TrainConfig, device: torch.device):
     return torch.float16
 
 
+def build_train_set(cfg: TrainConfig):
+    """A run's training set as it trains: ``limit_train`` applied, then its noise.
+    Returns (dataset, noise manifest or None)."""
+    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
+    if cfg.limit_train:
+        ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
+    manifest = None
+    if cfg.noise != "none":
+        manifest = apply_noise(ds, cfg.noise, cfg.noise_rate, cfg.noise_seed, noise_file=cfg.noise_file)
+    return ds, manifest
+
+
 def eval_dataset_args(cfg: TrainConfig) -> dict:
     """Evaluation splits always carry clean labels: FERPlus majority, no noise file."""
     if cfg.eval_dataset_args is not None:
@@ -162,13 +174,7 @@ class Trainer:
 
     def _build_data(self) -> None:
         cfg = self.cfg
-        self.train_set = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
-        if cfg.limit_train:
-            self.train_set = self.train_set.subset(np.arange(min(cfg.limit_train, len(self.train_set))))
-        self.noise_manifest = None
-        if cfg.noise != "none":
-            self.noise_manifest = apply_noise(self.train_set, cfg.noise, cfg.noise_rate, cfg.noise_seed,
-                                              noise_file=cfg.noise_file)
+        self.train_set, self.noise_manifest = build_train_set(cfg)
         self.eval_sets = {}
         for split in (cfg.val_split, cfg.test_split):
             if split:

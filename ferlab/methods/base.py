@@ -50,6 +50,8 @@ class Method(nn.Module):
     name = "method"
     #: official training hyperparameters (optimizer, lr, schedule, epochs, batch) -- the trainer's defaults
     defaults: dict = {}
+    #: buffers with one entry per training sample: a checkpoint's size replaces the current one on load
+    per_sample_buffers: tuple[str, ...] = ()
 
     def __init__(self, backbone: nn.Module, num_classes: int, input_size: int = 112,
                  mean=T.IMAGENET_MEAN, std=T.IMAGENET_STD, augment: dict | None = None):
@@ -109,6 +111,13 @@ class Method(nn.Module):
     def setup_train(self, train_set) -> None:
         """Called once with the training :class:`~ferlab.data.FERDataset` before a checkpoint is
         loaded: size per-sample state (buffers) here."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        for name in self.per_sample_buffers:
+            key, buf = prefix + name, getattr(self, name)
+            if key in state_dict and state_dict[key].shape != buf.shape:
+                setattr(self, name, torch.empty_like(state_dict[key], device=buf.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def on_epoch_start(self, epoch: int) -> None:
         pass

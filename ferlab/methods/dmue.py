@@ -65,6 +65,7 @@ class DMUE(Method):
     ``classifier_init_std`` (0.001, official N(0, 0.001^2) for every classifier).
     """
     name = "dmue"
+    per_sample_buffers = ("confidence_bank",)
     # official code: Adam wd 1e-4, lr 1e-4 (base) / 1e-3 (classifiers) with the piecewise tables,
     # 36 epochs, batch 72, ImbalancedDatasetSampler, noise p 0.25 -> resize 256 / crop 224 -> flip -> erase
     defaults = {"optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4, "scheduler": "piecewise", "epochs": 36,
@@ -133,12 +134,6 @@ class DMUE(Method):
     # -- contract -----------------------------------------------------------------
     def setup_train(self, train_set) -> None:
         self.confidence_bank = torch.full((len(train_set),), float("nan"), device=self.classifier.weight.device)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
-        key = prefix + "confidence_bank"
-        if key in state_dict and state_dict[key].shape != self.confidence_bank.shape:
-            self.confidence_bank = torch.empty_like(state_dict[key], device=self.confidence_bank.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch

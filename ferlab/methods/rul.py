@@ -40,6 +40,7 @@ class RUL(Method):
     erasing after normalisation.
     """
     name = "rul"
+    per_sample_buffers = ("targets",)
     # official code: 60 epochs (the paper says 70), batch 64, Adam 2e-4 (fc 2e-3), wd 1e-4, ExponentialLR 0.9
     defaults = {"optimizer": "adam", "lr": 2e-4, "weight_decay": 1e-4, "scheduler": "exponential", "gamma": 0.9,
                 "epochs": 60, "batch_size": 64, "augment": {"flip": 0.0, "flip_or_noise": 0.5, "erasing": 0.5}}
@@ -71,12 +72,6 @@ class RUL(Method):
     def setup_train(self, train_set) -> None:
         if self.relabel:
             self.targets = torch.as_tensor(train_set.labels, dtype=torch.long, device=self.fc.weight.device).clone()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
-        key = prefix + "targets"
-        if key in state_dict and state_dict[key].shape != self.targets.shape:
-            self.targets = torch.empty_like(state_dict[key], device=self.targets.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    import numpy as np
 
 STYLE = {"baseline": "tab:gray", "eac": "tab:blue", "rul": "tab:orange", "dmue": "tab:green", "lanet": "tab:red",
          "ldlva": "tab:purple"}
