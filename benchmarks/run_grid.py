@@ -10,6 +10,10 @@ input size, epochs, batch and seed across methods) plus the label setting:
     asym30   majority + 30% asymmetric class-pair noise
     fer2013  the original FER2013 labels (real annotator noise, ~34% disagree with the majority)
 
+A method written ``METHOD:VARIANT`` (e.g. ``dmue:scratch``) is a named deviation: recipe preset
+``<preset>_<VARIANT>``, run ``<method>_<variant>-<setting>-s<seed>``, its own row next to the
+faithful one.
+
 Runs live in ``<out-dir>/ferplus-<preset>/<method>-<setting>-s<seed>``. A run with a
 ``summary.json`` is skipped; a run with a checkpoint is resumed; others start fresh, so the
 grid can be completed in pieces (kill it any time). Several workers may run at once (e.g.
@@ -49,18 +53,19 @@ def run_config(method: str, setting: str, preset: str, seed: int, out_dir: str, 
                recipes: Path = ROOT / "recipes", overrides: dict | None = None) -> TrainConfig:
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; choose from {sorted(SETTINGS)}")
-    recipe = recipes / method / "ferplus.yaml"
+    base, _, variant = method.partition(":")
+    recipe = recipes / base / "ferplus.yaml"
     if not recipe.is_file():
-        raise FileNotFoundError(f"{recipe}: no FERPlus recipe for method {method!r}")
-    cfg = TrainConfig.from_yaml(recipe, preset)
+        raise FileNotFoundError(f"{recipe}: no FERPlus recipe for method {base!r}")
+    cfg = TrainConfig.from_yaml(recipe, f"{preset}_{variant}" if variant else preset)
     d = cfg.to_dict()
     extra = SETTINGS[setting]
     d["dataset_args"] = {**d["dataset_args"], **extra.get("dataset_args", {})}
     d.update({k: v for k, v in extra.items() if k != "dataset_args"})
-    if method == "eac" and setting == "clean":
+    if base == "eac" and setting == "clean":
         d["method_args"] = {**d["method_args"], "pairing": "mirror"}
     d.update(seed=seed, noise_seed=noise_seed, out_dir=str(Path(out_dir) / f"ferplus-{preset}"),
-             name=f"{method}-{setting}-s{seed}")
+             name=f"{method.replace(':', '_')}-{setting}-s{seed}")
     d.update(overrides or {})
     return TrainConfig.from_dict(d)
 

@@ -19,7 +19,12 @@ Deviations of the released code, each an explicit option:
   target *features'* (the code); ``features`` uses the auxiliary BN-neck features (the paper figure).
 - ``neck``: ``shared`` (default, released) -- one BN-neck for all 2C + 1 calls per step, so its
   running statistics mix the branches and normalise the target at test time; ``per_branch`` gives
-  every branch its own.
+  every branch its own; ``none`` (not in the paper) has no BN-neck at all -- the classifiers
+  read the GAP features directly. With ``classifier_bias: true`` this is the ``cpu_scratch``
+  preset: from random init the official head (batch-statistics BN-neck on the nearly
+  sample-independent GAP features of an untrained net, bias-free N(0, 0.001^2) classifiers)
+  keeps the auxiliary CE at ln(C - 1) (see the README's DMUE diagnosis).
+- ``classifier_bias`` (False, official): give every classifier a bias.
 - ``min_per_class`` (2): the released batch filter skips a batch unless every class occurs twice;
   ferlab counts the skips (``skipped_batches`` in metrics.jsonl) and the ``stratified`` sampler
   makes them impossible for batches of >= 2 C.
@@ -62,7 +67,8 @@ class DMUE(Method):
     ``temperature`` (1.2), ``soft_weight`` (0.5), ``sp_weight`` (1000), ``dropout`` (0.5),
     ``classifier_lr_mult`` (10), ``train_uncertainty_mlp`` (True), ``train_neck_weight`` (True),
     ``sp_space`` (released | features), ``neck`` (shared | per_branch), ``min_per_class`` (2),
-    ``classifier_init_std`` (0.001, official N(0, 0.001^2) for every classifier).
+    ``classifier_init_std`` (0.001, official N(0, 0.001^2) for every classifier),
+    ``classifier_bias`` (False, official). ``neck: none`` has no BN-neck (not in the paper).
     """
     name = "dmue"
     per_sample_buffers = ("confidence_bank",)
@@ -76,28 +82,32 @@ class DMUE(Method):
                  soft_weight: float = 0.5, sp_weight: float = 1000.0, dropout: float = 0.5,
                  classifier_lr_mult: float = 10.0, train_uncertainty_mlp: bool = True, train_neck_weight: bool = True,
                  sp_space: str = "released", neck: str = "shared", min_per_class: int = 2,
-                 classifier_init_std: float = 0.001, **kw):
+                 classifier_init_std: float = 0.001, classifier_bias: bool = False, **kw):
         augment = kw.pop("augment", None)
         super().__init__(backbone, num_classes, augment=self.defaults["augment"] if augment is None else augment, **kw)
         if sp_space not in ("released", "features"):
             raise ValueError(f"sp_space must be 'released' or 'features', got {sp_space!r}")
-        if neck not in ("shared", "per_branch"):
-            raise ValueError(f"neck must be 'shared' or 'per_branch', got {neck!r}")
+        if neck not in ("shared", "per_branch", "none"):
+            raise ValueError(f"neck must be 'shared', 'per_branch' or 'none', got {neck!r}")
         if num_classes < 3:
             raise ValueError(f"DMUE needs at least 3 classes (auxiliary branches see C - 1), got {num_classes}")
         C, D = num_classes, backbone.num_features
         backbone.reset_classifier(0)
         # backbone.layer4 is the target branch; the C auxiliary copies start from the same (pre-trained) weights
         self.aux_branches = nn.ModuleList(copy.deepcopy(backbone.layer4) for _ in range(C))
-        self.necks = nn.ModuleList(nn.BatchNorm1d(D) for _ in range(1 if neck == "shared" else C + 1))
+        n_necks = {"shared": 1, "per_branch": C + 1, "none": 0}[neck]
+        self.necks = nn.ModuleList(nn.BatchNorm1d(D) for _ in range(n_necks))
         for bn in self.necks:
             bn.bias.requires_grad_(False)
             bn.weight.requires_grad_(bool(train_neck_weight))
         self.dropout = nn.Dropout(dropout)
-        self.aux_classifiers = nn.ModuleList(nn.Linear(D, C - 1, bias=False) for _ in range(C))
-        self.classifier = nn.Linear(D, C, bias=False)
+        bias = bool(classifier_bias)
+        self.aux_classifiers = nn.ModuleList(nn.Linear(D, C - 1, bias=bias) for _ in range(C))
+        self.classifier = nn.Linear(D, C, bias=bias)
         for lin in [*self.aux_classifiers, self.classifier]:
             nn.init.normal_(lin.weight, std=classifier_init_std)
+            if bias:
+                nn.init.zeros_(lin.bias)
         self.confidence_head = PairwiseConfidence(C)
         self.confidence_head.requires_grad_(bool(train_uncertainty_mlp))
         self.ramp_a, self.temperature = float(ramp_a), float(temperature)
@@ -113,8 +123,10 @@ class DMUE(Method):
         return self.min_per_class == 0      # without the filter a branch can miss a step
 
     # -- building blocks ----------------------------------------------------------
-    def neck(self, branch: int) -> nn.BatchNorm1d:
-        """BN-neck of auxiliary branch ``branch`` (0..C-1) or of the target (C)."""
+    def neck(self, branch: int) -> nn.Module:
+        """BN-neck of auxiliary branch ``branch`` (0..C-1) or of the target (C); Identity for ``neck: none``."""
+        if not len(self.necks):
+            return nn.Identity()
         return self.necks[0] if len(self.necks) == 1 else self.necks[branch]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,10 +169,13 @@ class DMUE(Method):
 
     def cam_classifier(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode BN-neck folded into the target classifier: logits = W' GAP(F) + b'."""
+        w, b = self.classifier.weight, self.classifier.bias
+        b = w.new_zeros(len(w)) if b is None else b
         bn = self.neck(self.num_classes)
+        if isinstance(bn, nn.Identity):
+            return w, b
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        w = self.classifier.weight
-        return w * scale, w @ (bn.bias - bn.running_mean * scale)
+        return w * scale, w @ (bn.bias - bn.running_mean * scale) + b
 
     def confidence(self, images: torch.Tensor, labels: torch.Tensor, ref_features: torch.Tensor | None = None,
                    ref_labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from ferlab.engine.trainer import Trainer
@@ -83,3 +84,13 @@ def test_settings_change_only_the_labels():
     assert (b.noise, b.dataset_args["label_mode"]) == ("none", "fer2013")
     assert c.method_args["pairing"] == "mirror" and a.method_args["pairing"] == "independent"
     assert a.name != b.name and a.out_dir == b.out_dir
+
+
+def test_variant_is_its_own_named_run_from_its_own_preset():
+    faithful = run_grid.run_config("dmue", "sym30", "cpu", 0, "runs")
+    scratch = run_grid.run_config("dmue:scratch", "sym30", "cpu", 0, "runs")
+    assert scratch.method == "dmue" and scratch.name == "dmue_scratch-sym30-s0" and scratch.out_dir == faithful.out_dir
+    assert scratch.method_args["neck"] == "none" and "neck" not in faithful.method_args
+    assert (scratch.noise, scratch.noise_rate) == (faithful.noise, faithful.noise_rate)
+    with pytest.raises(ValueError, match="cpu_nope"):
+        run_grid.run_config("dmue:nope", "sym30", "cpu", 0, "runs")

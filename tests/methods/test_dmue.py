@@ -159,3 +159,24 @@ def test_confidence_with_a_reference_set_and_eval_predict_need_no_labels():
 def test_classifier_init_is_official_by_default_and_an_option():
     assert abs(make().classifier.weight.std().item() - 0.001) < 2e-4
     assert abs(make(classifier_init_std=0.03).aux_classifiers[2].weight.std().item() - 0.03) < 5e-3
+
+
+def test_scratch_head_has_no_neck_and_biased_classifiers_and_still_exports_and_folds():
+    m = make(neck="none", classifier_bias=True)
+    assert len(m.necks) == 0 and m.classifier.bias is not None and m.aux_classifiers[0].bias is not None
+    assert all(torch.count_nonzero(lin.bias) == 0 for lin in [m.classifier, *m.aux_classifiers])   # zero init
+    out = m.train().training_step(batch())
+    out["loss"].backward()
+    assert m.aux_classifiers[1].bias.grad.abs().sum() > 0 and torch.isfinite(out["loss"])
+    with torch.no_grad():
+        m.classifier.bias.add_(0.3)
+    m.eval()
+    x = m.prepare(batch(seed=5)["image"])
+    net = m.export_inference_model()
+    with torch.no_grad():
+        assert torch.allclose(net(x), m.predict(x), atol=1e-6)
+        assert torch.allclose(m.features(x), m.pooled(x))
+        w, b = m.cam_classifier()
+        assert torch.allclose(m.pooled(x) @ w.T + b, m.predict(x), atol=1e-5)
+    with pytest.raises(ValueError, match="neck"):
+        make(neck="bogus")

@@ -1,0 +1,119 @@
+"""LDLVA's uncertainty-aware adaptive label distribution learning (Le et al., WACV 2023).
+
+Every training sample i has K neighbours j from an auxiliary space (valence-arousal, landmarks,
+features). Their predicted class distributions, weighted by a fixed local similarity a_ij and a
+learned pair calibration c_ij, form a neighbour distribution ld_i; a learned per-sample
+certainty lambda_i mixes it with the given one-hot label:
+
+    t_i = lambda_i onehot(y_i) + (1 - lambda_i) ld_i,   lambda_i = sigmoid(lambda_hat_i)
+
+and the network is trained with cross-entropy to t (plus a discriminative centre loss).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def local_similarity(anchor: torch.Tensor, neighbours: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
+    """a_ij = exp(-||v_i - v_j||_1 / scale) of auxiliary coordinates.
+
+    Args:
+        anchor: (N, A) auxiliary coordinates (e.g. valence, arousal).
+        neighbours: (N, K, A) coordinates of each sample's K neighbours.
+    Returns: (N, K) in (0, 1].
+    """
+    return torch.exp(-(anchor[:, None, :] - neighbours).abs().sum(-1) / scale)
+
+
+class AdaptiveSimNet(nn.Module):
+    """Pair calibration c_ij = sigmoid(max(MLP([f_i, f_j]), floor)): Linear(2D, 512) -> BN -> ReLU ->
+    Linear(512, 256) -> BN -> ReLU -> Linear(256, 1). The official floor of -1.3 keeps c >= 0.214."""
+
+    def __init__(self, dim: int = 512, floor: float = -1.3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * dim, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                                 nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Linear(256, 1))
+        self.floor = float(floor)
+
+    def forward(self, anchor: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+        """(B, D) anchor features, (B, K, D) neighbour features -> (B, K) calibration in [sigmoid(floor), 1)."""
+        B, K, D = neighbours.shape
+        pair = torch.cat([anchor[:, None, :].expand(B, K, D), neighbours], -1).reshape(B * K, 2 * D)
+        return torch.sigmoid(self.net(pair).clamp(min=self.floor)).reshape(B, K)
+
+
+def neighbour_distribution(similarity: torch.Tensor, calibration: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """ld_i = sum_j w_ij p_j / sum_j w_ij with w = a * c.
+
+    Args: similarity a (B, K), calibration c (B, K), neighbour probabilities p (B, K, C).
+    Returns: (B, C), rows sum to 1.
+    """
+    w = similarity * calibration
+    return (w[..., None] * probs).sum(1) / w.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def uncertainty_target(lam: torch.Tensor, labels: torch.Tensor, ld: torch.Tensor) -> torch.Tensor:
+    """t = lam onehot(y) + (1 - lam) ld: (B,), (B,), (B, C) -> (B, C)."""
+    onehot = F.one_hot(labels, ld.shape[1]).to(ld.dtype)
+    return lam[:, None] * onehot + (1 - lam[:, None]) * ld
+
+
+def soft_cross_entropy(probs: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+                       eps: float = 1e-10) -> torch.Tensor:
+    """mean_i w_i sum_c -t_ic log(p_ic + eps) (the official form, on probabilities)."""
+    per = -(target * torch.log(probs + eps)).sum(1)
+    return (per * weights).mean() if weights is not None else per.mean()
+
+
+def lambda_gradient(probs: torch.Tensor, labels: torch.Tensor, ld: torch.Tensor, weights: torch.Tensor | None = None,
+                    eps: float = 1e-10) -> torch.Tensor:
+    """d L_cls / d lambda_i = (w_i / B) (-log p_{i,y_i} + sum_c ld_ic log p_ic): positive (lambda
+    falls) when the model prefers the neighbour distribution to the given label. (B,)"""
+    logp = torch.log(probs + eps)
+    g = -logp.gather(1, labels[:, None]).squeeze(1) + (ld * logp).sum(1)
+    if weights is not None:
+        g = g * weights
+    return g / len(labels)
+
+
+class DiscriminativeCentres(nn.Module):
+    """Class centres (C, D), zero-initialised, with LDLVA's certainty-weighted centre loss and its
+    manual update (SGD step alpha towards the members, then a separation step on
+    Phi = sum_{i<j} exp(-||c_i - c_j||^2 / D))."""
+
+    def __init__(self, num_classes: int, dim: int, alpha: float = 0.5, separation: float = 0.1):
+        super().__init__()
+        self.register_buffer("centres", torch.zeros(num_classes, dim))
+        self.alpha, self.separation = float(alpha), float(separation)
+
+    def loss(self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """1/2 sum_n lam_n ||x_n - c_{y_n}||^2 / M for (M, D) features, (M,) labels, (M,) weights
+        (the certainties, constants here)."""
+        diff = feats - self.centres[labels].to(feats.dtype)
+        return 0.5 * (weights.detach()[:, None] * diff.pow(2)).sum() / len(feats)
+
+    @torch.no_grad()
+    def update(self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, world_sum=None) -> None:
+        """c_k += alpha sum_{y_n = k} lam_n (x_n - c_k) / ((n_k + 1) M); then c -= alpha * sep * dPhi/dc.
+        ``world_sum`` (optional) sums a tensor over DDP ranks so every rank applies the same step."""
+        C = len(self.centres)
+        feats = feats.detach().float()
+        diff = weights.detach().float()[:, None] * (feats - self.centres[labels])
+        num = torch.zeros_like(self.centres).index_add_(0, labels, diff)
+        count = torch.bincount(labels, minlength=C).to(num)
+        total = torch.tensor([float(len(feats))], device=num.device)
+        if world_sum is not None:
+            num, count, total = world_sum(num), world_sum(count), world_sum(total)
+        self.centres += self.alpha * num / ((count[:, None] + 1) * total)
+        self.centres -= self.alpha * self.separation * separation_gradient(self.centres)
+
+
+def separation_gradient(centres: torch.Tensor) -> torch.Tensor:
+    """d/dc of Phi = sum_{i<j} exp(-||c_i - c_j||^2 / D): (C, D)."""
+    D = centres.shape[1]
+    diff = centres[:, None, :] - centres[None, :, :]                # (C, C, D): c_i - c_j
+    k = torch.exp(-diff.pow(2).sum(-1) / D)                         # (C, C), diagonal 1 but diff 0 there
+    return -(2.0 / D) * (k[..., None] * diff).sum(1)
+
