@@ -33,7 +33,7 @@ def test_torchrun_two_processes(tmp_path):
 @pytest.mark.parametrize("method,args", [("eac", []), ("rul", ["--set", "method_args.relabel=true",
                                                               "--set", "method_args.relabel_start_epoch=0",
                                                               "--set", "method_args.relabel_margin=0.0"]),
-                                         ("dmue", ["--sampler", "stratified"])])
+                                         ("dmue", ["--sampler", "stratified"]), ("ldlva", [])])
 def test_torchrun_methods(tmp_path, method, args):
     """EAC's two passes and RUL's relabelling under 2-process DDP; relabels made on either rank
     reach the (rank-0) checkpoint."""
@@ -57,6 +57,12 @@ def test_torchrun_methods(tmp_path, method, args):
         for rank in (0, 1):
             shard = epoch_order(128, 0, 0, rank, 2)
             assert np.intersect1d(changed, shard).size > 0, f"no relabel from rank {rank} reached the checkpoint"
+    if method == "ldlva":  # every rank's lambda rows and the centre update reach the (rank-0) checkpoint
+        lam = state["model"]["lambda_hat"].numpy()
+        for rank in (0, 1):
+            shard = epoch_order(128, 0, 0, rank, 2)
+            assert (lam[shard] != 0.5).mean() > 0.9, f"rank {rank}'s lambda updates missing"
+        assert state["model"]["centres.centres"].abs().sum() > 0
     if method == "dmue":   # per-class splitting inside DDP's forward; both ranks' confidences reach the bank
         assert state["history"][-1]["skipped_batches"] == 0
         bank = state["model"]["confidence_bank"].numpy()
