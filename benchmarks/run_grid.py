@@ -64,6 +64,10 @@ def run_config(method: str, setting: str, preset: str, seed: int, out_dir: str, 
     d.update({k: v for k, v in extra.items() if k != "dataset_args"})
     if base == "eac" and setting == "clean":
         d["method_args"] = {**d["method_args"], "pairing": "mirror"}
+    # a method argument may name a sibling run of the same setting (LDLVA's feature-space neighbours)
+    runs = str(Path(out_dir) / f"ferplus-{preset}")
+    d["method_args"] = {k: v.format(setting=setting, seed=seed, runs=runs) if isinstance(v, str) else v
+                        for k, v in (d.get("method_args") or {}).items()}
     d.update(seed=seed, noise_seed=noise_seed, out_dir=str(Path(out_dir) / f"ferplus-{preset}"),
              name=f"{method.replace(':', '_')}-{setting}-s{seed}")
     d.update(overrides or {})

@@ -133,6 +133,32 @@ def cmd_noise(args) -> int:
     return 0
 
 
+def cmd_neighbors(args) -> int:
+    import numpy as np
+
+    from .data.neighbors import build_neighbors, save_neighbors
+    from .engine.config import TrainConfig
+    if args.config:
+        from .engine.trainer import build_train_set
+        ds = build_train_set(TrainConfig.from_yaml(args.config, args.preset))[0]   # limit_train as the run has it
+    else:
+        from .data import build_dataset
+        ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+        ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
+    if args.space == "features":
+        ds.preload(progress=not args.no_progress)
+    coords = np.load(args.coordinates) if args.coordinates else None
+    try:
+        nb = build_neighbors(ds, args.space, args.k, scale=args.scale, checkpoint=args.checkpoint, coordinates=coords,
+                             device=args.device, progress=not args.no_progress)
+    except ValueError as e:
+        raise SystemExit(f"ferlab neighbors: {e}") from None
+    out = save_neighbors(nb, args.out)
+    print(f"{ds.name}: {nb['n']} samples x {args.k} neighbours in space {args.space} (scale {nb['scale']:.4g}, "
+          f"mean similarity {nb['similarity'].mean():.3f}) -> {out}; use method_args.neighbors={out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import DATASETS, build_dataset, find_data_root
     if not args.name:
@@ -210,6 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     no.add_argument("--manifest", help="manifest JSON path (default: OUT.json or noise.json)")
     _add_dataset_flags(no)
     no.set_defaults(func=cmd_noise)
+
+    nb = sub.add_parser("neighbors", help="K nearest training samples in a label-free space (LDLVA's knn)")
+    nb.add_argument("--config", help="recipe / run config: its training set (limit_train applied)")
+    nb.add_argument("--preset")
+    nb.add_argument("--dataset", default="synthetic", help="without --config")
+    nb.add_argument("--data-root", dest="data_root")
+    nb.add_argument("--split", default="train")
+    nb.add_argument("--space", default="va", help="va | landmarks | features | pseudo_va")
+    nb.add_argument("--checkpoint", help="space features: a ferlab run checkpoint")
+    nb.add_argument("--coordinates", help="space pseudo_va: .npy (N, 2) predicted valence/arousal")
+    nb.add_argument("-k", "--k", type=int, default=8)
+    nb.add_argument("--scale", type=float, help="a_ij = exp(-d / scale) (default 0.5 for VA, mean K-NN distance otherwise)")
+    nb.add_argument("--device", default="cpu")
+    nb.add_argument("--out", required=True, help="output .npz")
+    nb.add_argument("--no-progress", action="store_true")
+    _add_dataset_flags(nb)
+    nb.set_defaults(func=cmd_neighbors)
 
     ds = sub.add_parser("datasets", help="list datasets, or validate a root and count its splits")
     ds.add_argument("name", nargs="?")

@@ -87,6 +87,8 @@ def space_coordinates(dataset, space: str, checkpoint: str | Path | None = None,
         return _normalised_landmarks(dataset.landmarks), "l1"
     if checkpoint is None:
         raise ValueError("space 'features' needs checkpoint= (a ferlab run's checkpoint)")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
     from ..engine.trainer import load_run_method
     from ..viz.embedding import extract_features
     method, _, dev = load_run_method(checkpoint, device=device)

@@ -94,3 +94,10 @@ def test_variant_is_its_own_named_run_from_its_own_preset():
     assert (scratch.noise, scratch.noise_rate) == (faithful.noise, faithful.noise_rate)
     with pytest.raises(ValueError, match="cpu_nope"):
         run_grid.run_config("dmue:nope", "sym30", "cpu", 0, "runs")
+
+
+def test_ldlva_neighbours_come_from_the_baseline_of_the_same_setting():
+    for setting in ("sym30", "fer2013"):
+        cfg = run_grid.run_config("ldlva", setting, "cpu", 1, "runs")
+        assert cfg.method_args["space"] == "features"
+        assert cfg.method_args["space_checkpoint"] == f"runs/ferplus-cpu/baseline-{setting}-s1/checkpoints/last.pt"

@@ -55,3 +55,28 @@ def test_official_csv_knn_column_round_trips_and_bad_rows_name_the_line(tmp_path
     (tmp_path / "self.csv").write_text("knn\n0;1\n0;0\n")
     with pytest.raises(ValueError, match="other rows"):
         load_neighbors(tmp_path / "self.csv")
+
+
+def test_cli_builds_feature_neighbours_from_a_run_and_ldlva_trains_on_them(tmp_path):
+    """`ferlab neighbors --space features --checkpoint RUN` -> a file an LDLVA run reads."""
+    import torch
+
+    from ferlab.cli import main
+    from ferlab.engine.config import TrainConfig
+    from ferlab.engine.trainer import fit
+    base = dict(out_dir=str(tmp_path), dataset_args={"n": 64, "image_size": 32}, backbone="resnet10", input_size=32,
+                epochs=1, batch_size=16, lr=1e-3, progress=False, limit_eval=16)
+    fit(TrainConfig(method="baseline", name="feat", **base))
+    with pytest.raises(SystemExit, match="needs checkpoint"):
+        main(["neighbors", "--dataset", "synthetic", "--space", "features", "--out", str(tmp_path / "x.npz")])
+    cfg = TrainConfig(method="ldlva", name="ldlva", **base)
+    cfg.save_yaml(tmp_path / "ldlva.yaml")
+    assert main(["neighbors", "--config", str(tmp_path / "ldlva.yaml"), "--space", "features", "--checkpoint",
+                 str(tmp_path / "feat" / "checkpoints" / "last.pt"), "--out", str(tmp_path / "nb.npz"),
+                 "--no-progress", "-k", "4"]) == 0
+    nb = load_neighbors(tmp_path / "nb.npz", n=64)
+    assert nb["space"] == "features" and nb["knn"].shape == (64, 4)
+    cfg.method_args = {"neighbors": str(tmp_path / "nb.npz"), "num_neighbors": 4}
+    fit(cfg)
+    state = torch.load(tmp_path / "ldlva" / "checkpoints" / "last.pt", weights_only=True)
+    assert torch.equal(state["model"]["knn"], torch.as_tensor(nb["knn"]))
