@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--checkpoint", help="space features: a ferlab run checkpoint")
     nb.add_argument("--coordinates", help="space pseudo_va: .npy (N, 2) predicted valence/arousal")
     nb.add_argument("-k", "--k", type=int, default=8)
-    nb.add_argument("--scale", type=float, help="a_ij = exp(-d / scale) (default 0.5 for VA, mean K-NN distance otherwise)")
+    nb.add_argument("--scale", type=float,
+                    help="a_ij = exp(-d / scale) (default 0.5 for VA, mean K-NN distance otherwise)")
     nb.add_argument("--device", default="cpu")
     nb.add_argument("--out", required=True, help="output .npz")
     nb.add_argument("--no-progress", action="store_true")

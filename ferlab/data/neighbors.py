@@ -113,7 +113,8 @@ def save_neighbors(data: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, knn=data["knn"], similarity=data["similarity"], space=np.array(data["space"]),
-             scale=np.array(data.get("scale", 0.5)), n=np.array(len(data["knn"])), source=np.array(data.get("source", "")))
+             scale=np.array(data.get("scale", 0.5)), n=np.array(len(data["knn"])),
+             source=np.array(data.get("source", "")))
     tmp.replace(path)
     return path
 
@@ -159,7 +160,8 @@ def read_knn_csv(path: str | Path, column: str = "knn") -> np.ndarray:
             try:
                 rows.append([int(v) for v in row[column].split(";") if v.strip()])
             except ValueError:
-                raise ValueError(f"{path}:{line}: {column} must be ';'-separated integers, got {row[column]!r}") from None
+                raise ValueError(f"{path}:{line}: {column} must be ';'-separated integers, "
+                                 f"got {row[column]!r}") from None
     k = min(map(len, rows))
     if k == 0:
         raise ValueError(f"{path}: a row has an empty {column} column")
