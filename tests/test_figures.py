@@ -23,3 +23,27 @@ def test_figures_from_fixture_runs(tmp_path, capsys):
     assert entry["runs"] == [str(runs / "baseline-sym30-s0"), str(runs / "eac-sym30-s0")]
     assert entry["command"].startswith("ferlab figures --runs")
     assert not (out / "grid-curves-sym30.png").exists()
+
+
+def test_accuracy_vs_noise_uses_optional_runs_when_they_exist(tmp_path):
+    from ferlab.figures import build_figures
+    runs = tmp_path / "grid"
+
+    def train(name, rate):
+        fit(TrainConfig(name=name, out_dir=str(runs), method=name.split("-")[0], dataset="synthetic",
+                        dataset_args={"n": 32, "image_size": 32}, eval_dataset_args={"n": 32}, backbone="resnet10",
+                        input_size=32, epochs=1, batch_size=16, noise="symmetric" if rate else "none",
+                        noise_rate=rate, progress=False, val_split=None))
+    for m in ("baseline", "eac"):
+        for s, rate in (("clean", 0.0), ("sym30", 0.3)):
+            train(f"{m}-{s}-s0", rate)
+    assert build_figures(runs, tmp_path / "figs", ["accuracy-vs-noise"])["missing"]["accuracy-vs-noise"] == \
+        ["baseline-fer2013-s0", "eac-fer2013-s0"]
+    for m in ("baseline", "eac"):
+        train(f"{m}-fer2013-s0", 0.2)
+    train("rul-sym30-s0", 0.3)                          # optional: drawn, listed in the manifest
+    result = build_figures(runs, tmp_path / "figs", ["accuracy-vs-noise"])
+    assert not result["missing"]
+    used = result["built"]["grid-accuracy-vs-noise"]["runs"]
+    assert len(used) == 7 and used[-1] == str(runs / "rul-sym30-s0")
+    assert (tmp_path / "figs" / "grid-accuracy-vs-noise.png").stat().st_size > 0
