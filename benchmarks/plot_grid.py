@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def table(runs: list[dict]) -> str:
     for r in sorted(runs, key=lambda r: (r["setting"], ORDER.get(r["method"], 9), r["seed"])):
         p, fit = r["protocol"], r.get("train_fit") or {}
         m = fit.get("memorised_flipped")
-        mem = f"{m:.3f}" if m is not None and m == m else "- (no flipped labels)"
+        mem = f"{m:.3f}" if m is not None and not math.isnan(m) else "- (no flipped labels)"
         dedup = f"{100 * r['test_dedup_last']['acc']:.2f}" if r.get("test_dedup_last") else "-"
         lines.append(f"| {r['setting']} | {r['method']} | {100 * p['last']:.2f} | {100 * p['mean_last_k']:.2f} "
                      f"| {100 * p['best_val']:.2f} ({p['best_val_epoch']}) | {100 * p['best_test']['value']:.2f} "

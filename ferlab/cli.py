@@ -154,7 +154,7 @@ def cmd_neighbors(args) -> int:
     except ValueError as e:
         raise SystemExit(f"ferlab neighbors: {e}") from None
     out = save_neighbors(nb, args.out)
-    print(f"{ds.name}: {nb['n']} samples x {args.k} neighbours in space {args.space} (scale {nb['scale']:.4g}, "
+    print(f"{ds.name}: {len(nb['knn'])} samples x {args.k} neighbours in space {args.space} (scale {nb['scale']:.4g}, "
           f"mean similarity {nb['similarity'].mean():.3f}) -> {out}; use method_args.neighbors={out}")
     return 0
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--dataset", default="synthetic", help="without --config")
     nb.add_argument("--data-root", dest="data_root")
     nb.add_argument("--split", default="train")
-    nb.add_argument("--space", default="va", help="va | landmarks | features | pseudo_va")
+    nb.add_argument("--space", default="va", choices=("va", "landmarks", "features", "pseudo_va"))
     nb.add_argument("--checkpoint", help="space features: a ferlab run checkpoint")
     nb.add_argument("--coordinates", help="space pseudo_va: .npy (N, 2) predicted valence/arousal")
     nb.add_argument("-k", "--k", type=int, default=8)

@@ -15,7 +15,7 @@ Neighbours are ranked by L1 distance in ``va``/``pseudo_va``/``landmarks`` and b
 in ``features``. For the non-VA spaces the official scale 0.5 of a_ij = exp(-d / scale) has no
 meaning, so ``scale`` defaults to the mean K-NN distance there (a_ij ~ e^-1 on average).
 
-Files: ``.npz`` with ``knn`` (N, K) int64, ``similarity`` (N, K) float32, ``space`` and ``n``;
+Files: ``.npz`` with ``knn`` (N, K) int64, ``similarity`` (N, K) float32, ``space``, ``scale``, ``source``;
 the official CSV ``knn`` column (``;``-separated row indices) is read and written by
 :func:`read_knn_csv` / :func:`write_knn_csv`.
 """
@@ -99,13 +99,13 @@ def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None 
                     checkpoint: str | Path | None = None, coordinates=None, device: str = "cpu",
                     progress: bool = True) -> dict:
     """Neighbour lists of ``dataset`` in ``space``: ``knn`` (N, K), ``similarity`` (N, K) =
-    exp(-distance / scale), ``space``, ``scale``, ``n``. Uses no label of any kind."""
+    exp(-distance / scale), ``space``, ``scale``, ``source``. Uses no label of any kind."""
     pts, metric = space_coordinates(dataset, space, checkpoint, coordinates, device, progress)
     knn, dist = nearest(pts, k, metric)
     if scale is None:
         scale = 0.5 if space in ("va", "pseudo_va") else float(max(dist.mean(), 1e-6))
     return {"knn": knn, "similarity": np.exp(-dist / scale).astype(np.float32), "space": space,
-            "scale": float(scale), "n": len(knn), "source": str(checkpoint) if checkpoint else ""}
+            "scale": float(scale), "source": str(checkpoint) if checkpoint else ""}
 
 
 def save_neighbors(data: dict, path: str | Path) -> Path:
@@ -113,8 +113,7 @@ def save_neighbors(data: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, knn=data["knn"], similarity=data["similarity"], space=np.array(data["space"]),
-             scale=np.array(data.get("scale", 0.5)), n=np.array(len(data["knn"])),
-             source=np.array(data.get("source", "")))
+             scale=np.array(data.get("scale", 0.5)), source=np.array(data.get("source", "")))
     tmp.replace(path)
     return path
 
@@ -145,7 +144,6 @@ def load_neighbors(path: str | Path, n: int | None = None, k: int | None = None)
     rows = np.arange(len(data["knn"]))[:, None]
     if (data["knn"] == rows).any() or data["knn"].min() < 0 or data["knn"].max() >= len(data["knn"]):
         raise ValueError(f"{path}: neighbour indices must be other rows of the same file (0..{len(data['knn']) - 1})")
-    data["n"] = len(data["knn"])
     return data
 
 

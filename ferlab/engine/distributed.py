@@ -37,6 +37,30 @@ def init_distributed(device: str) -> DistInfo:
     return info
 
 
+def in_distributed_run() -> bool:
+    """True inside a multi-process group (what a method sees in its training step)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_cat(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Every rank's ``t`` concatenated along ``dim`` in rank order (``t`` itself outside DDP);
+    for per-sample updates (index rows) that every rank must apply identically."""
+    if not in_distributed_run():
+        return t
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim)
+
+
+def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t`` over ranks (a copy; ``t`` itself outside DDP)."""
+    if not in_distributed_run():
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t
+
+
 def all_gather_objects(obj, info: DistInfo) -> list:
     if not info.enabled:
         return [obj]

@@ -36,10 +36,10 @@ import math
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..engine.distributed import gather_cat
 from ..losses.pairwise_uncertainty import (PairwiseConfidence, exclude_class, latent_distribution_target,
                                            similarity_preserving_loss, soft_label_loss)
 from .base import Method, register_method
@@ -263,8 +263,5 @@ class DMUE(Method):
         if not len(self.confidence_bank):
             return
         upd = torch.stack([index.to(conf.dtype), conf])   # exact for indices < 2^24
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            parts = [torch.empty_like(upd) for _ in range(dist.get_world_size())]
-            dist.all_gather(parts, upd)
-            upd = torch.cat(parts, 1)
+        upd = gather_cat(upd, 1)
         self.confidence_bank[upd[0].long()] = upd[1].to(self.confidence_bank.dtype)

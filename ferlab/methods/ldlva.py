@@ -25,19 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data import transforms as T
+from ..engine.distributed import gather_cat, in_distributed_run, sum_over_ranks
 from ..losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_gradient, neighbour_distribution,
                                    soft_cross_entropy, uncertainty_target)
 from .base import Method, register_method
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _world_sum(t: torch.Tensor) -> torch.Tensor:
-    t = t.clone()
-    dist.all_reduce(t)
-    return t
 
 
 @register_method
@@ -59,8 +50,8 @@ class LDLVA(Method):
                  lamb_lr: float = 10.0, lamb_beta: float = 0.0, class_weights: str = "none",
                  neighbors: str | None = None, space: str = "va", space_checkpoint: str | None = None,
                  sim_floor: float = -1.3, centre_alpha: float = 0.5, centre_separation: float = 0.1, **kw):
-        augment = dict(self.defaults["augment"] if kw.get("augment") is None else kw.pop("augment"))
-        kw.pop("augment", None)
+        augment = kw.pop("augment", None)
+        augment = dict(self.defaults["augment"] if augment is None else augment)
         super().__init__(backbone, num_classes, augment=augment, **kw)
         if class_weights not in ("none", "balanced"):
             raise ValueError(f"class_weights must be 'none' or 'balanced', got {class_weights!r}")
@@ -95,7 +86,6 @@ class LDLVA(Method):
         dev = self.backbone.fc.weight.device
         self.knn = torch.as_tensor(nb["knn"], device=dev)
         self.neighbor_similarity = torch.as_tensor(nb["similarity"], device=dev)
-        self.neighbor_space = nb["space"]
         self.lambda_hat = torch.full((n,), self.lamb_init, device=dev)
         self.lambda_momentum = torch.zeros(n, device=dev)
         if self.class_weights == "balanced":      # sklearn 'balanced': n / (C * n_c)
@@ -103,9 +93,6 @@ class LDLVA(Method):
             w = n / (self.num_classes * np.maximum(counts, 1))
             self.weights = torch.as_tensor(w, dtype=torch.float32, device=dev)
         self._train_set = train_set
-
-    def param_groups(self, lr: float) -> list[dict]:
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     # -- inference ----------------------------------------------------------------
     def certainty(self) -> torch.Tensor:
@@ -153,7 +140,7 @@ class LDLVA(Method):
         dcm = self.centres.loss(feats, torch.cat([y, ny]), lam_all)
         loss = cls + self.gamma * dcm
         self._step_lambda(idx, lambda_gradient(p.detach(), y, ld.detach(), w))
-        self.centres.update(feats, torch.cat([y, ny]), lam_all, world_sum=_world_sum if _distributed() else None)
+        self.centres.update(feats, torch.cat([y, ny]), lam_all, world_sum=sum_over_ranks)
         return {"loss": loss, "cls": cls.detach(), "dcm": dcm.detach(), "lambda": lam.mean().detach(),
                 "calibration": c.detach().mean(), "logits": logits.detach()}
 
@@ -161,13 +148,9 @@ class LDLVA(Method):
     def _step_lambda(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
         """Sparse SGD on the rows ``idx`` (TF IndexedSlices semantics: momentum of untouched rows
         is left alone); under DDP every rank applies every rank's rows."""
-        if _distributed():     # the gradient of the rank-averaged loss, as DDP gives the network
+        if in_distributed_run():     # the gradient of the rank-averaged loss, as DDP gives the network
             grad = grad / dist.get_world_size()
-            parts = [torch.empty_like(idx) for _ in range(dist.get_world_size())]
-            dist.all_gather(parts, idx)
-            gparts = [torch.empty_like(grad) for _ in range(dist.get_world_size())]
-            dist.all_gather(gparts, grad.contiguous())
-            idx, grad = torch.cat(parts), torch.cat(gparts)
+        idx, grad = gather_cat(idx), gather_cat(grad)
         mom = self.lamb_beta * self.lambda_momentum[idx] + grad.to(self.lambda_momentum.dtype)
         self.lambda_momentum[idx] = mom
         self.lambda_hat[idx] -= self.lamb_lr * mom

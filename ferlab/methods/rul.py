@@ -16,9 +16,9 @@ targets are a buffer, hence part of every checkpoint.
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
+from ..engine.distributed import gather_cat
 from ..losses.uncertainty_mixup import add_up_loss, sample_uncertainty, uncertainty_mixup
 from .base import Method, register_method
 
@@ -128,10 +128,7 @@ class RUL(Method):
         p_max, arg = p.max(1)
         change = (p_max - p.gather(1, y[:, None]).squeeze(1)) > self.relabel_margin
         upd = torch.stack([torch.where(change, index, -1), arg])    # (2, n): index (-1 = keep), new label
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            parts = [torch.empty_like(upd) for _ in range(dist.get_world_size())]
-            dist.all_gather(parts, upd)
-            upd = torch.cat(parts, 1)
+        upd = gather_cat(upd, 1)
         keep = upd[0] >= 0
         idx, new = upd[0][keep], upd[1][keep]
         self.relabelled += int((self.targets[idx] != new).sum())
