@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -159,6 +160,27 @@ def cmd_neighbors(args) -> int:
     return 0
 
 
+def cmd_landmarks(args) -> int:
+    from .data import build_dataset
+    from .data.landmarks import detect_landmarks, save_landmarks
+    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    if args.dataset == "ferplus":   # landmarks need no label: every image of the split, for every label mode
+        ds_args["drop_unlabeled"] = False
+    ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
+    ds.preload(progress=not args.no_progress)
+    try:
+        lm = detect_landmarks(ds, detect_size=args.detect_size, fallback_box=args.fallback_box,
+                              progress=not args.no_progress)
+    except ImportError as e:
+        raise SystemExit(f"ferlab landmarks: {e}") from None
+    names = [os.path.basename(p) for p in ds.paths] if ds.paths is not None else [str(i) for i in range(len(ds))]
+    out = save_landmarks(args.out, lm["points"], lm["detected"], names, lm["meta"])
+    m = lm["meta"]
+    print(f"{ds.name}: {len(ds)} images, detector {m['detected']}, fallback box {m['fallback']} "
+          f"({m['fallback_box']}), {m['seconds']} s -> {out}; use dataset_args.landmarks={out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import DATASETS, build_dataset, find_data_root
     if not args.name:
@@ -254,6 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--no-progress", action="store_true")
     _add_dataset_flags(nb)
     nb.set_defaults(func=cmd_neighbors)
+
+    lm = sub.add_parser("landmarks", help="detect 68 facial landmarks of every image of a split (offline, dlib)")
+    lm.add_argument("--dataset", default="ferplus")
+    lm.add_argument("--data-root", dest="data_root")
+    lm.add_argument("--split", default="train")
+    lm.add_argument("--detect-size", type=int, default=144, help="upscale images to this side for the detector")
+    lm.add_argument("--fallback-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                    help="face box (fractions of the image) where no face is found (default: the median detection)")
+    lm.add_argument("--out", required=True, help="output .npz")
+    lm.add_argument("--no-progress", action="store_true")
+    _add_dataset_flags(lm)
+    lm.set_defaults(func=cmd_landmarks)
 
     ds = sub.add_parser("datasets", help="list datasets, or validate a root and count its splits")
     ds.add_argument("name", nargs="?")

@@ -52,7 +52,8 @@ def find_data_root(name: str) -> Path | None:
 
 
 def build_dataset(name: str, root: str | Path | None = None, split: str = "train", **options):
-    """Build a registered dataset. ``root=None`` looks the data up with :func:`find_data_root`."""
+    """Build a registered dataset. ``root=None`` looks the data up with :func:`find_data_root`;
+    ``landmarks=FILE`` attaches a landmark file (:mod:`ferlab.data.landmarks`) to the split."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}")
     if root is None and name != "synthetic":
@@ -60,4 +61,9 @@ def build_dataset(name: str, root: str | Path | None = None, split: str = "train
         if root is None:
             raise DatasetError(f"no root given for dataset {name!r} and none found: pass --data-root "
                                f"or set FERLAB_DATA to a folder containing {DEFAULT_SUBDIR.get(name, name)}/")
-    return DATASETS[name](root, split=split, **options)
+    landmarks = options.pop("landmarks", None)
+    ds = DATASETS[name](root, split=split, **options)
+    if landmarks:
+        from .landmarks import attach_landmarks
+        attach_landmarks(ds, landmarks)
+    return ds

@@ -118,33 +118,47 @@ class RandomResizedCrop:
     scale: tuple = (0.6, 1.0)
     ratio: tuple = (3 / 4, 4 / 3)
 
-    def __call__(self, x):
-        B = x.shape[0]
-        area = torch.empty(B, device=x.device).uniform_(*self.scale)
-        logr = torch.empty(B, device=x.device).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
+    def sample_boxes(self, B: int, device) -> torch.Tensor:
+        """(B, 4) crop boxes (w, h, cx, cy) in normalised [-1, 1] image coordinates."""
+        area = torch.empty(B, device=device).uniform_(*self.scale)
+        logr = torch.empty(B, device=device).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
         r = torch.exp(logr)
         w = torch.sqrt(area * r).clamp(max=1.0)
         h = torch.sqrt(area / r).clamp(max=1.0)
-        cx = (torch.rand(B, device=x.device) * 2 - 1) * (1 - w)
-        cy = (torch.rand(B, device=x.device) * 2 - 1) * (1 - h)
-        theta = torch.zeros(B, 2, 3, device=x.device)
-        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
+        cx = (torch.rand(B, device=device) * 2 - 1) * (1 - w)
+        cy = (torch.rand(B, device=device) * 2 - 1) * (1 - h)
+        return torch.stack([w, h, cx, cy], 1)
+
+    def crop(self, x: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
+        theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = box.to(x.dtype).unbind(1)
         grid = F.affine_grid(theta, (B, x.shape[1], self.size, self.size), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    def __call__(self, x):
+        return self.crop(x, self.sample_boxes(x.shape[0], x.device))
 
 
 @dataclass
 class ColorJitter:
-    """Per-sample brightness and contrast factors drawn from [1-b, 1+b], [1-c, 1+c]."""
+    """Per-sample brightness, contrast and saturation factors drawn from [1-b, 1+b], [1-c, 1+c],
+    [1-s, 1+s], applied in that order (saturation blends with the grey image)."""
     brightness: float = 0.2
     contrast: float = 0.2
+    saturation: float = 0.0
 
     def __call__(self, x):
         B = x.shape[0]
         b = 1 + (torch.rand(B, 1, 1, 1, device=x.device) * 2 - 1) * self.brightness
         c = 1 + (torch.rand(B, 1, 1, 1, device=x.device) * 2 - 1) * self.contrast
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return ((x * b - mean) * c + mean).clamp(0, 255)
+        x = ((x * b - mean) * c + mean).clamp(0, 255)
+        if self.saturation:
+            s = 1 + (torch.rand(B, 1, 1, 1, device=x.device) * 2 - 1) * self.saturation
+            grey = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+            x = (grey + (x - grey) * s).clamp(0, 255)
+        return x
 
 
 @dataclass
@@ -220,3 +234,75 @@ def train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip:
 
 def eval_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Compose:
     return Compose(Resize(input_size), Normalize(mean, std))
+
+
+# -- landmark-aware ops: (x (B, 3, H, W), points (B, K, 2) pixel coordinates of x) -> both moved --------
+@dataclass
+class LandmarkResize:
+    size: int
+
+    def __call__(self, x, points):
+        return Resize(self.size)(x), points * (self.size / x.shape[-1])
+
+
+@dataclass
+class LandmarkHorizontalFlip:
+    """Flip with probability ``p``: x -> W - x, left/right indices swapped when ``swap`` (the
+    default; LA-Net's official flip keeps them: ``swap=False``)."""
+    p: float = 0.5
+    swap: bool = True
+
+    def __call__(self, x, points):
+        from .landmarks import flip_landmarks
+        apply = _rand(x.shape[0], x) < self.p
+        x = torch.where(apply.view(-1, 1, 1, 1), x.flip(-1), x)
+        points = torch.where(apply.view(-1, 1, 1), flip_landmarks(points, x.shape[-1], self.swap), points)
+        return x, points
+
+
+@dataclass
+class LandmarkResizedCrop(RandomResizedCrop):
+    """:class:`RandomResizedCrop` that also maps the points into the crop (kept as floats; LA-Net
+    casts them to int)."""
+
+    def __call__(self, x, points):
+        box = self.sample_boxes(x.shape[0], x.device)
+        W, H = x.shape[-1], x.shape[-2]
+        w, h, cx, cy = (v.view(-1, 1) for v in box.unbind(1))
+        u = ((points[..., 0] / W * 2 - 1) - cx) / w
+        v = ((points[..., 1] / H * 2 - 1) - cy) / h
+        return self.crop(x, box), torch.stack([(u + 1) / 2 * self.size, (v + 1) / 2 * self.size], -1)
+
+
+class LandmarkCompose:
+    """Ops that take (x, points) move both; the rest (jitter, normalise, erase) see x only."""
+    landmark_ops = (LandmarkResize, LandmarkHorizontalFlip, LandmarkResizedCrop)
+
+    def __init__(self, *ops):
+        self.ops = [op for op in ops if op is not None]
+
+    def __call__(self, x: torch.Tensor, points: torch.Tensor):
+        x = x.float() if not x.is_floating_point() else x
+        points = points.float()
+        for op in self.ops:
+            if isinstance(op, self.landmark_ops):
+                x, points = op(x, points)
+            else:
+                x = op(x)
+        return x, points
+
+    def __repr__(self) -> str:
+        return "LandmarkCompose(" + ", ".join(repr(o) for o in self.ops) + ")"
+
+
+def landmark_train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: float = 0.5,
+                             swap_landmarks: bool = True, crop_scale=(0.75, 1.0), jitter: float = 0.4,
+                             erasing: float = 0.2, erasing_scale=(0.02, 0.2)) -> LandmarkCompose:
+    """LA-Net's train pipeline on (images, landmarks): resize -> flip -> RandomResizedCrop
+    (``crop_scale``, ratio 3/4..4/3) -> ColorJitter(brightness, contrast, saturation = ``jitter``)
+    -> normalise -> RandomErasing(``erasing``, ``erasing_scale``). ``crop_scale=None`` skips the crop."""
+    return LandmarkCompose(
+        LandmarkResize(input_size), LandmarkHorizontalFlip(flip, swap_landmarks) if flip else None,
+        LandmarkResizedCrop(input_size, tuple(crop_scale)) if crop_scale else None,
+        ColorJitter(jitter, jitter, jitter) if jitter else None, Normalize(mean, std),
+        RandomErasing(erasing, tuple(erasing_scale)) if erasing else None)

@@ -35,11 +35,11 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float | None = None
     momentum: float = 0.9
-    scheduler: str | None = None      # exponential | cosine | step | piecewise (per param group) | none
+    scheduler: str | None = None      # exponential | cosine | step | piecewise (per group) | linear (per step) | none
     gamma: float | None = None
     milestones: list | None = None
     augment: dict | None = None       # None -> the method's default augmentation
-    sampler: str | None = None        # uniform | balanced | stratified (ferlab.data.samplers); None -> method default
+    sampler: str | None = None        # uniform | balanced | stratified | progressive (ferlab.data.samplers)
     seed: int = 0
     deterministic: bool = True
     device: str = "auto"

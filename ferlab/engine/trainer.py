@@ -63,7 +63,11 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
 
 
-def build_scheduler(opt, cfg: TrainConfig):
+def build_scheduler(opt, cfg: TrainConfig, steps_per_epoch: int = 1):
+    """The lr schedule; ``linear`` (LA-Net: 1 -> 0 over the whole run) is stepped every optimizer
+    step (``PER_STEP_SCHEDULERS``), the others once per epoch."""
+    if cfg.scheduler == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(opt, LinearDecay(steps_per_epoch * cfg.epochs))
     if cfg.scheduler == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     if cfg.scheduler == "cosine":
@@ -74,7 +78,20 @@ def build_scheduler(opt, cfg: TrainConfig):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     if cfg.scheduler == "piecewise":
         return torch.optim.lr_scheduler.LambdaLR(opt, [PiecewiseLR(g.get("schedule")) for g in opt.param_groups])
-    raise ValueError(f"scheduler must be exponential, cosine, step, piecewise or none, got {cfg.scheduler!r}")
+    raise ValueError(f"scheduler must be exponential, cosine, step, piecewise, linear or none, got {cfg.scheduler!r}")
+
+
+PER_STEP_SCHEDULERS = ("linear",)
+
+
+class LinearDecay:
+    """lr multiplier 1 - step / total (LinearLR from 1 to 0), floored at 0."""
+
+    def __init__(self, total: int):
+        self.total = max(int(total), 1)
+
+    def __call__(self, step: int) -> float:
+        return max(0.0, 1.0 - step / self.total)
 
 
 class PiecewiseLR:
@@ -112,10 +129,11 @@ def build_train_set(cfg: TrainConfig):
 
 
 def eval_dataset_args(cfg: TrainConfig) -> dict:
-    """Evaluation splits always carry clean labels: FERPlus majority, no noise file."""
+    """Evaluation splits always carry clean labels: FERPlus majority, no noise file (and no
+    training-split landmark file)."""
     if cfg.eval_dataset_args is not None:
         return {**cfg.dataset_args, **cfg.eval_dataset_args}
-    args = {k: v for k, v in cfg.dataset_args.items() if k != "noise_file"}
+    args = {k: v for k, v in cfg.dataset_args.items() if k not in ("noise_file", "landmarks")}
     if "label_mode" in args:
         args["label_mode"] = "majority"
     return args
@@ -207,7 +225,10 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(self.method, device_ids=ids,
                                                                    find_unused_parameters=getattr(self.method, "find_unused_parameters", False))
         self.optimizer = build_optimizer(self.method.param_groups(cfg.lr), cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg)
+        per_rank = max(1, cfg.batch_size // self.info.world_size)
+        steps = math.ceil(len(self.train_set) // self.info.world_size / per_rank)
+        self.scheduler = build_scheduler(self.optimizer, cfg, steps)
+        self.per_step_schedule = cfg.scheduler in PER_STEP_SCHEDULERS
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
 
     # -- state ------------------------------------------------------------------
@@ -279,7 +300,7 @@ class Trainer:
         cfg = self.cfg
         per_rank = max(1, cfg.batch_size // self.info.world_size)
         order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info.rank, self.info.world_size, cfg.sampler,
-                            self.train_set.labels, per_rank)
+                            self.train_set.labels, per_rank, total_epochs=cfg.epochs)
         steps = math.ceil(len(order) / per_rank)
         self.method.train()
         self.method.on_epoch_start(epoch)
@@ -304,6 +325,8 @@ class Trainer:
             self.scaler.scale(out["loss"]).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.per_step_schedule:
+                self.scheduler.step()
             self.global_step += 1
             n = len(batch["label"])
             for k, v in out.items():
@@ -359,7 +382,8 @@ class Trainer:
                 row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update(self.train_epoch(epoch))
                 row.update(self.method.epoch_stats())
-                self.scheduler.step()
+                if not self.per_step_schedule:
+                    self.scheduler.step()
                 broadcast_buffers(self.method, self.info)
                 for split in self.eval_sets:
                     rep = self.evaluate(split)

