@@ -26,8 +26,9 @@ def test_ferplus_cpu_presets_share_everything_but_the_method():
     keys = ("dataset", "dataset_args", "backbone", "input_size", "epochs", "batch_size", "lr", "seed", "limit_train",
             "optimizer", "weight_decay", "scheduler", "gamma")
     cfgs = []
-    for method in ("baseline", "eac", "rul", "ldlva"):
+    for method in ("baseline", "eac", "rul", "ldlva", "lanet"):
         cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "recipes" / method / "ferplus.yaml", "cpu")
+        cfg.dataset_args.pop("landmarks", None)          # LA-Net's training-only landmark file
         cfgs.append(cfg.resolved(method_class(method).defaults))
     for key in keys:
         assert len({repr(getattr(c, key)) for c in cfgs}) == 1, key

@@ -27,7 +27,8 @@ SAMPLERS = ("uniform", "balanced", "stratified", "progressive")
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1, kind: str = "uniform",
-                labels: np.ndarray | None = None, batch_size: int | None = None) -> np.ndarray:
+                labels: np.ndarray | None = None, batch_size: int | None = None,
+                total_epochs: int | None = None) -> np.ndarray:
     """Indices this rank trains on in ``epoch``: (n // world_size,) (all n when single-process).
 
     ``labels`` (n,) are needed by ``balanced`` / ``stratified`` / ``progressive``; ``batch_size``

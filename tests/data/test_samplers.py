@@ -43,3 +43,22 @@ def test_bad_sampler_arguments_are_named():
         epoch_order(10, 0, 0, kind="weighted")
     with pytest.raises(ValueError, match="needs the 10 training labels"):
         epoch_order(10, 0, 0, kind="balanced")
+
+
+def test_progressive_sampler_moves_from_label_frequencies_to_uniform():
+    from ferlab.data.samplers import progressive_counts
+    labels = np.repeat(np.arange(4), [50, 30, 15, 5])
+    assert progressive_counts(labels, 0, 10).tolist() == [50, 30, 15, 5]
+    assert progressive_counts(labels, 10, 10).tolist() == [25, 25, 25, 25]
+    half = progressive_counts(labels, 5, 10)
+    assert half.sum() == 100 and half.tolist() == [38, 28, 20, 14]         # ceil(100 (0.5 n_c/N + 0.125))
+    order = epoch_order(100, 0, 10, kind="progressive", labels=labels, total_epochs=10)
+    assert np.bincount(labels[order]).tolist() == [25, 25, 25, 25]
+    rare = order[labels[order] == 3]
+    assert sorted(np.unique(rare, return_counts=True)[1]) == [5] * 5      # 5 samples, each repeated 5 times
+    again = epoch_order(100, 0, 10, kind="progressive", labels=labels, total_epochs=10)
+    assert (order == again).all()
+    ranks = [epoch_order(100, 0, 3, r, 2, "progressive", labels, total_epochs=10) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 50
+    with pytest.raises(ValueError, match="total_epochs"):
+        epoch_order(100, 0, 0, kind="progressive", labels=labels)

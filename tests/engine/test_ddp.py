@@ -33,7 +33,8 @@ def test_torchrun_two_processes(tmp_path):
 @pytest.mark.parametrize("method,args", [("eac", []), ("rul", ["--set", "method_args.relabel=true",
                                                               "--set", "method_args.relabel_start_epoch=0",
                                                               "--set", "method_args.relabel_margin=0.0"]),
-                                         ("dmue", ["--sampler", "stratified"]), ("ldlva", [])])
+                                         ("dmue", ["--sampler", "stratified"]), ("ldlva", []),
+                                         ("lanet", ["--set", "method_args.queue_size=64"])])
 def test_torchrun_methods(tmp_path, method, args):
     """EAC's two passes and RUL's relabelling under 2-process DDP; relabels made on either rank
     reach the (rank-0) checkpoint."""
@@ -63,6 +64,14 @@ def test_torchrun_methods(tmp_path, method, args):
             shard = epoch_order(128, 0, 0, rank, 2)
             assert (lam[shard] != 0.5).mean() > 0.9, f"rank {rank}'s lambda updates missing"
         assert state["model"]["centres.centres"].abs().sum() > 0
+    if method == "lanet":  # the global-batch LDE updates both ranks' bank rows; both ranks' keys fill the queues
+        bank, labels = state["model"]["bank"].numpy(), state["labels"].numpy()
+        onehot = np.eye(bank.shape[1])[labels]
+        for rank in (0, 1):
+            shard = epoch_order(128, 0, 0, rank, 2, "progressive", labels, 16, total_epochs=1)
+            assert (np.abs(bank[shard] - onehot[shard]).sum(1) > 1e-6).all(), f"rank {rank}'s bank rows missing"
+        np.testing.assert_allclose(bank.sum(1), 1, atol=1e-5)
+        assert (state["model"]["queue_labels"] > -10 ** 9).all() and int(state["model"]["queue_pointer"]) == 0
     if method == "dmue":   # per-class splitting inside DDP's forward; both ranks' confidences reach the bank
         assert state["history"][-1]["skipped_batches"] == 0
         bank = state["model"]["confidence_bank"].numpy()

@@ -8,7 +8,7 @@ from ferlab.engine.config import TrainConfig
 from ferlab.engine.trainer import Trainer, evaluate_checkpoint, fit
 
 METHOD_ARGS = {"baseline": {}, "eac": {}, "rul": {"relabel": True, "relabel_start_epoch": 1, "relabel_margin": 0.0},
-               "dmue": {"ramp_a": 1}, "ldlva": {}}
+               "dmue": {"ramp_a": 1}, "ldlva": {}, "lanet": {"queue_size": 64}}
 SAMPLER = {"dmue": "stratified"}
 
 
@@ -20,7 +20,7 @@ def cfg(tmp_path, method, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("method", ["eac", "rul", "dmue", "ldlva"])
+@pytest.mark.parametrize("method", ["eac", "rul", "dmue", "ldlva", "lanet"])
 def test_two_epoch_smoke_run(tmp_path, method, device):
     s = fit(cfg(tmp_path, method, name="smoke", device=device))
     rows = [json.loads(x) for x in (tmp_path / "smoke" / "metrics.jsonl").read_text().splitlines()]
@@ -34,6 +34,9 @@ def test_two_epoch_smoke_run(tmp_path, method, device):
     elif method == "ldlva":          # lambda_hat left its init (0.5) and the certainties are logged
         assert 0 < rows[-1]["lambda_mean"] < 1 and rows[-1]["lambda_mean"] != pytest.approx(0.6225, abs=1e-4)
         assert rows[0]["dcm"] > 0 and 0.2 < rows[0]["calibration"] < 1
+    elif method == "lanet":          # every term is live; 12 steps x 16 keys have filled the 64-entry queues
+        assert min(rows[0]["landmarks"], rows[0]["kl"], rows[0]["el"]) > 0 and rows[-1]["queue_filled"] == 1.0
+        assert rows[-1]["loss"] < rows[0]["loss"]
     else:
         assert "relabelled_total" in rows[-1] and rows[-1]["relabelled_total"] > 0   # margin 0 relabels something
     assert 0.0 <= s["protocol"]["last"] <= 1.0
@@ -52,7 +55,7 @@ def test_two_epoch_smoke_run(tmp_path, method, device):
             torch.testing.assert_close(net(x), full.predict(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["eac", "rul", "dmue", "ldlva"])
+@pytest.mark.parametrize("method", ["eac", "rul", "dmue", "ldlva", "lanet"])
 def test_resume_equals_uninterrupted(tmp_path, method):
     full = fit(cfg(tmp_path, method, name="full"))
     first = Trainer(cfg(tmp_path, method, name="part"))

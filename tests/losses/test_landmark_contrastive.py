@@ -1,0 +1,95 @@
+"""LA-Net's losses against hand computations."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ferlab.losses.landmark_contrastive import (LabelDistributionEstimator, PairScore, adaptive_wing_loss,
+                                                el_contrastive_loss, enqueue, heatmap_targets, neighbour_mask,
+                                                neighbour_weights, pseudo_labels)
+
+
+def test_heatmap_peaks_at_the_landmark_with_weights_around_it():
+    pts = torch.tensor([[[10.0, 22.0], [47.0, 3.0], [500.0, 500.0]]])     # 48 px input, stride 4 -> 12 x 12
+    heat, w = heatmap_targets(pts, 12, 4.0)
+    assert heat.shape == w.shape == (1, 3, 12, 12)
+    # centre = int(p / 4 + 0.5): (3, 6) and (12 -> off the map in x, 1)
+    assert heat[0, 0].argmax() == 6 * 12 + 3 and heat[0, 0, 6, 3] == 1.0
+    assert heat[0, 0, 6, 4] == pytest.approx(math.exp(-1 / (2 * 1.5 ** 2)))
+    assert heat[0, 0, 6, 9] == 0                                          # outside the 10 x 10 window (dx = 6)
+    assert w[0, 0, 6, 3] == 10 and w[0, 0, 0, 11] == 1
+    assert heat[0, 1].max() < 1 and heat[0, 1, 1, 11] > 0.1               # centre just off the map: only its tail
+    assert heat[0, 2].sum() == 0 and (w[0, 2] == 1).all()                  # window entirely off the map
+
+
+def test_adaptive_wing_matches_hand_computation():
+    alpha, omega, eps, theta = 2.1, 14.0, 1.0, 0.5
+    pred = torch.tensor([0.3, 0.9, -0.5, 2.0])
+    y = torch.tensor([0.0, 1.0, 0.2, 0.6])
+    out = adaptive_wing_loss(pred, y)
+    for p, t, o in zip(pred.tolist(), y.tolist(), out.tolist()):
+        d = abs(p - t)
+        if d < theta:
+            ref = omega * math.log(1 + (d / eps) ** (alpha - t))
+        else:
+            A = omega / (1 + (theta / eps) ** (alpha - t)) * (alpha - t) * (theta / eps) ** (alpha - t - 1) / eps
+            C = theta * A - omega * math.log(1 + (theta / eps) ** (alpha - t))
+            ref = A * d - C
+        assert o == pytest.approx(ref, rel=1e-5)
+    # continuous at |d| = theta, zero at d = 0
+    a = adaptive_wing_loss(torch.tensor([0.5 - 1e-6, 0.5 + 1e-6]), torch.zeros(2))
+    assert a[0] == pytest.approx(float(a[1]), rel=1e-4) and adaptive_wing_loss(torch.ones(1), torch.ones(1)) == 0
+
+
+def test_pair_score_equals_the_explicit_pair_mlp():
+    torch.manual_seed(0)
+    net = PairScore(16)
+    x = torch.randn(5, 16)
+    c = net(x)
+    z = net.proj(x)
+    for i in range(5):
+        for j in range(5):
+            pair = torch.cat([z[i, :8], z[j, 8:]])
+            ref = net.fc3(F.relu(net.fc2(F.relu(net.fc1(pair))))).softmax(-1)[0]
+            assert c[i, j].item() == pytest.approx(ref.item(), abs=1e-6)
+
+
+def test_neighbours_exclude_self_and_label_distribution_rows_sum_to_one():
+    torch.manual_seed(0)
+    u, v = torch.randn(12, 16), torch.randn(12, 8)
+    m = neighbour_mask(u, 3)
+    assert not m.diagonal().any() and (m.sum(1) == 3).all()
+    w = neighbour_weights(torch.rand(12, 12), m)
+    torch.testing.assert_close(w.sum(1), torch.ones(12))
+    assert (w[~m] < 1e-8).all()                                          # only neighbours carry weight
+    probs = torch.softmax(torch.randn(12, 7, requires_grad=True), 1)
+    t = LabelDistributionEstimator(16, 8, k=3)(u, v, probs)
+    torch.testing.assert_close(t.sum(1), torch.ones(12))
+    t.sum().backward()                                                   # not detached: reaches the logits
+
+
+def test_contrastive_loss_matches_hand_computation():
+    torch.manual_seed(1)
+    q, k = F.normalize(torch.randn(4, 3), dim=1), F.normalize(torch.randn(4, 3), dim=1)
+    queue = F.normalize(torch.randn(6, 3), dim=1)
+    qlab = torch.tensor([0, 1, 1, 2, -7, 0])
+    lab = torch.tensor([0, 1, 0, -3])            # sample 3: unconfident, unique label
+    T = 0.1
+    total = 0.0
+    for i in range(4):
+        negs = sum(math.exp(float(q[i] @ queue[m]) / T) for m in range(6) if qlab[m] != lab[i])
+        pos = [j for j in range(4) if lab[j] == lab[i]]
+        li = [-math.log(math.exp(float(q[i] @ k[j]) / T) / (math.exp(float(q[i] @ k[j]) / T) + negs)) for j in pos]
+        total += sum(li) / len(li)
+    assert el_contrastive_loss(q, k, queue, qlab, lab, T).item() == pytest.approx(total / 4, rel=1e-5)
+
+
+def test_pseudo_labels_and_queue_wrap():
+    t = torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.1, 0.9]])
+    idx = torch.tensor([0, 5, 9])
+    assert pseudo_labels(t, idx, 0.7).tolist() == [0, -5, 1]
+    assert pseudo_labels(t, idx, 0.7, offset=1).tolist() == [0, -6, 1]
+    queue, labels, ptr = torch.zeros(5, 2), torch.full((5,), -99), torch.tensor(3)
+    enqueue(queue, labels, ptr, torch.ones(4, 2), torch.tensor([1, 2, 3, 4]))
+    assert labels.tolist() == [3, 4, -99, 1, 2] and int(ptr) == 2
