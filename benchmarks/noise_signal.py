@@ -7,7 +7,9 @@ training set, eval mode, eval transform, each oriented higher = more suspicious:
 ``label_loss`` = CE of the given label (any method: the small-loss criterion), and each method's
 own signal: RUL ``uncertainty`` = mean exp(log-variance); DMUE ``1-confidence`` (pairwise
 confidence of the given label, class similarities against the whole training set) and
-``1-confidence_bank`` (the confidence each sample last got during training).
+``1-confidence_bank`` (the confidence each sample last got during training); LA-Net ``1-mass`` (1 - the
+estimated label distribution's mass on the given label, from the momentum bank); LDLVA ``1-lambda``
+(1 - the learned certainty of the given label).
 Target: the training label differs from the clean (FERPlus majority) label.
 Writes ``benchmarks/results/noise-signal-<preset>.json`` (one entry per run, merged).
 """

@@ -50,7 +50,8 @@ def _attention(runs: dict[str, Path]):
 
 
 # the signal each method's panel shows (label_loss: the small-loss criterion, for methods without their own)
-OWN_SIGNAL = {"baseline": "label_loss", "eac": "label_loss", "rul": "uncertainty", "dmue": "1-confidence"}
+OWN_SIGNAL = {"baseline": "label_loss", "eac": "label_loss", "rul": "uncertainty", "dmue": "1-confidence",
+              "lanet": "1-mass", "ldlva": "1-lambda"}
 
 
 def _signals(runs: dict[str, Path]):
@@ -134,18 +135,22 @@ def _accuracy_vs_noise(runs: dict[str, Path]):
 
 def registry(seed: int = 0) -> list[Figure]:
     methods = ("baseline", "eac", "rul", "dmue")
-    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s))
+    later = ("lanet", "ldlva")          # drawn when their runs exist
+    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s),
+                   optional=tuple(f"{m}-{s}-s{seed}" for m in later))
             for s in ("sym30", "fer2013")]
     figs.append(Figure("attention-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _attention, ("png",)))
     figs.append(Figure("umap-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _umap, ("png",)))
-    figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals))
-    figs.append(Figure("confusion-fer2013", tuple(f"{m}-fer2013-s{seed}" for m in methods), _confusion))
+    figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals,
+                       optional=tuple(f"{m}-sym30-s{seed}" for m in later)))
+    figs.append(Figure("confusion-fer2013", tuple(f"{m}-fer2013-s{seed}" for m in methods), _confusion,
+                       optional=tuple(f"{m}-fer2013-s{seed}" for m in later)))
     # baseline and EAC on clean / sym30 / real labels at least; RUL, asym30 and more noise rates when trained
     # (DMUE: its faithful cpu rows fail from scratch, README; it is in the tables only)
     settings = ("clean", "sym10", "sym20", "sym30", "asym30", "fer2013")
     need = tuple(f"{m}-{s}-s{seed}" for m in ("baseline", "eac") for s in ("clean", "sym30", "fer2013"))
     figs.append(Figure("accuracy-vs-noise", need, _accuracy_vs_noise,
-                       optional=tuple(f"{m}-{s}-s{seed}" for m in ("baseline", "eac", "rul") for s in settings
+                       optional=tuple(f"{m}-{s}-s{seed}" for m in ("baseline", "eac", "rul", *later) for s in settings
                                       if f"{m}-{s}-s{seed}" not in need)))
     figs.append(Figure("latent-distributions-sym30", (f"dmue-sym30-s{seed}",), _latent_distributions, ("png",)))
     return figs
