@@ -56,7 +56,11 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
     ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)", title="test accuracy (circle: best-validation epoch)")
     ax_fit.set(xlabel="epoch", ylabel="share of training samples", title="fit of the training set", ylim=(0, 1))
     ax_test.legend(fontsize=8)
-    ax_fit.legend(fontsize=7)
+    if ax_fit.lines:     # colours are the left panel's; here only what solid and dashed mean
+        from matplotlib.lines import Line2D
+        ax_fit.legend([Line2D([], [], color="k", marker="o", ms=3), Line2D([], [], color="k", ls="--")],
+                      ["flipped samples: fit their noisy label", "intact samples: accuracy"], fontsize=8,
+                      loc="upper left")
     for ax in (ax_test, ax_fit):
         ax.grid(alpha=0.3)
     if title:
