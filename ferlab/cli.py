@@ -118,7 +118,7 @@ def cmd_export(args) -> int:
 def cmd_noise(args) -> int:
     from .data import build_dataset
     from .data.noise import apply_noise, save_manifest
-    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    ds_args = _dataset_args(args)
     ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
     man = apply_noise(ds, args.kind, args.rate, args.seed, noise_file=args.noise_file)
     names = ds.meta.get("names") or [f"{i:06d}" for i in range(len(ds))]
@@ -144,7 +144,7 @@ def cmd_neighbors(args) -> int:
         ds = build_train_set(TrainConfig.from_yaml(args.config, args.preset))[0]   # limit_train as the run has it
     else:
         from .data import build_dataset
-        ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+        ds_args = _dataset_args(args)
         ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
     if args.space == "features":
         ds.preload(progress=not args.no_progress)
@@ -163,7 +163,7 @@ def cmd_neighbors(args) -> int:
 def cmd_landmarks(args) -> int:
     from .data import build_dataset
     from .data.landmarks import detect_landmarks, save_landmarks
-    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    ds_args = _dataset_args(args)
     if args.dataset == "ferplus":   # landmarks need no label: every image of the split, for every label mode
         ds_args["drop_unlabeled"] = False
     ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
@@ -190,7 +190,7 @@ def cmd_datasets(args) -> int:
         return 0
     splits = {"ferplus": ["train", "val", "test"], "rafdb": ["train", "test"], "affectnet": ["train", "val"],
               "fer2013": ["train", "val", "test"], "synthetic": ["train", "val", "test"]}.get(args.name, ["train"])
-    ds_args = {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+    ds_args = _dataset_args(args)
     for split in splits:
         ds = build_dataset(args.name, args.root, split, **ds_args)
         counts = dict(zip(ds.classes, ds.class_counts().tolist()))
@@ -202,6 +202,19 @@ def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(epochs=args.epochs, device=args.device, out_dir=args.out_dir, clean_reference=not args.no_reference)
     return 0
+
+
+def _dataset_args(args) -> dict:
+    """The dataset options given on the command line (``_add_dataset_flags``)."""
+    return {k: getattr(args, k) for k in DATASET_FLAGS if getattr(args, k) is not None}
+
+
+def _add_split_flags(p, dataset: str, dataset_help: str | None = None):
+    """--dataset / --data-root / --split plus the dataset options: commands that read one split."""
+    p.add_argument("--dataset", default=dataset, help=dataset_help)
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--split", default="train")
+    _add_dataset_flags(p)
 
 
 def _add_dataset_flags(p):
@@ -262,9 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb = sub.add_parser("neighbors", help="K nearest training samples in a label-free space (LDLVA's knn)")
     nb.add_argument("--config", help="recipe / run config: its training set (limit_train applied)")
     nb.add_argument("--preset")
-    nb.add_argument("--dataset", default="synthetic", help="without --config")
-    nb.add_argument("--data-root", dest="data_root")
-    nb.add_argument("--split", default="train")
+    _add_split_flags(nb, "synthetic", "without --config")
     nb.add_argument("--space", default="va", choices=("va", "landmarks", "features", "pseudo_va"))
     nb.add_argument("--checkpoint", help="space features: a ferlab run checkpoint")
     nb.add_argument("--coordinates", help="space pseudo_va: .npy (N, 2) predicted valence/arousal")
@@ -274,19 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--device", default="cpu")
     nb.add_argument("--out", required=True, help="output .npz")
     nb.add_argument("--no-progress", action="store_true")
-    _add_dataset_flags(nb)
     nb.set_defaults(func=cmd_neighbors)
 
     lm = sub.add_parser("landmarks", help="detect 68 facial landmarks of every image of a split (offline, dlib)")
-    lm.add_argument("--dataset", default="ferplus")
-    lm.add_argument("--data-root", dest="data_root")
-    lm.add_argument("--split", default="train")
+    _add_split_flags(lm, "ferplus")
     lm.add_argument("--detect-size", type=int, default=144, help="upscale images to this side for the detector")
     lm.add_argument("--fallback-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
                     help="face box (fractions of the image) where no face is found (default: the median detection)")
     lm.add_argument("--out", required=True, help="output .npz")
     lm.add_argument("--no-progress", action="store_true")
-    _add_dataset_flags(lm)
     lm.set_defaults(func=cmd_landmarks)
 
     ds = sub.add_parser("datasets", help="list datasets, or validate a root and count its splits")
