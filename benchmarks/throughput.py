@@ -54,13 +54,17 @@ def peak_flops(device: torch.device, n: int = 4096, reps: int = 5) -> dict:
     return {"flops_per_s": 2 * n ** 3 / best, "matmul": n, "dtype": str(dtype), "threads": torch.get_num_threads()}
 
 
+def kernel_name(opt: torch.optim.Optimizer) -> str:
+    return "fused" if opt.defaults.get("fused") else "foreach" if opt.defaults.get("foreach") else "loop"
+
+
 def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-          channels_last: bool) -> dict:
+          channels_last: bool, optimizer_impl: str = "auto") -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from ferlab.data.synthetic import synthetic
     cfg = TrainConfig(method=method_name, backbone=backbone, input_size=size, batch_size=batch, optimizer="adam", lr=1e-4,
-                      weight_decay=1e-4)
+                      weight_decay=1e-4, optimizer_impl=optimizer_impl)
     info = backbone_info(backbone)
     torch.manual_seed(0)
     method = build_method(method_name, create_backbone(backbone, num_classes=7), 7, input_size=size, mean=info["mean"],
@@ -97,7 +101,8 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
     return {"method": method_name, "backbone": backbone, "input_size": size, "batch_size": batch,
             "median_step_s": step, "steps_per_s": 1 / step, "images_per_s": batch / step,
             "step_flops": flops, "achieved_flops_per_s": flops / step if flops else None,
-            "amp": str(amp) if amp else None, "channels_last": channels_last, "peak_rss_mib": peak_rss_mib(),
+            "amp": str(amp) if amp else None, "channels_last": channels_last,
+            "optimizer": f"adam ({kernel_name(opt)})", "peak_rss_mib": peak_rss_mib(),
             "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None}
 
 
@@ -110,6 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--optimizer-impl", default="auto", choices=["auto", "fused", "foreach", "loop"],
+                    help="optimizer kernel (loop = torch's CPU default before ferlab chose fused; the file name "
+                         "gets a -<impl> suffix unless auto)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -121,7 +129,7 @@ def main(argv=None) -> int:
             # a fresh process per measurement, so that peak RSS belongs to this method and size only
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 r = pool.submit(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
-                                device.type == "cuda").result()
+                                device.type == "cuda", args.optimizer_impl).result()
             base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size]
             r["step_time_vs_baseline"] = r["median_step_s"] / base[0]["median_step_s"] if base else None
             r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"] if r["achieved_flops_per_s"] else None
@@ -143,7 +151,8 @@ def main(argv=None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"throughput-{device.type}.json"
+    suffix = "" if args.optimizer_impl == "auto" else f"-{args.optimizer_impl}"
+    path = out / f"throughput-{device.type}{suffix}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     return 0

@@ -20,7 +20,7 @@ TRAIN_FLAGS = {
     "gamma": float, "noise": str, "noise_rate": float, "noise_seed": int, "noise_file": str, "seed": int,
     "device": str, "amp": str, "channels_last": str, "cache": str, "name": str, "out_dir": str,
     "limit_train": int, "limit_eval": int, "checkpoint_every": int, "log_every": int, "mean_last_k": int,
-    "train_fit_every": int, "sampler": str,
+    "train_fit_every": int, "sampler": str, "optimizer_impl": str,
 }
 DATASET_FLAGS = {"label_mode": str, "num_classes": int, "image_size": int, "majority_rule": str}
 

@@ -35,6 +35,7 @@ class TrainConfig:
     lr: float | None = None
     weight_decay: float | None = None
     momentum: float = 0.9
+    optimizer_impl: str = "auto"      # auto (fused kernel when torch has one, else foreach) | fused | foreach | loop
     scheduler: str | None = None      # exponential | cosine | step | piecewise (per group) | linear (per step) | none
     gamma: float | None = None
     milestones: list | None = None

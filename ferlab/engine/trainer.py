@@ -53,14 +53,30 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "loop")
+
+
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    """The configured optimizer with ``cfg.optimizer_impl``'s kernel. The three kernels compute the
+    same update (to float rounding); ``loop`` (one small op per parameter tensor, torch's CPU
+    default) spent 45% of a ResNet-18 @48 px CPU step in Adam, ``fused`` about 3% (README, Throughput)."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+    if cfg.optimizer_impl not in OPTIMIZER_IMPLS:
+        raise ValueError(f"optimizer_impl must be one of {OPTIMIZER_IMPLS}, got {cfg.optimizer_impl!r}")
+    kind = OPTIMIZERS[cfg.optimizer]
+    kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+        kwargs["momentum"] = cfg.momentum
+    params = list(params)
+    impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+    if cfg.optimizer_impl != "auto":
+        return kind(params, **kwargs, **impl[cfg.optimizer_impl])
+    try:
+        return kind(params, **kwargs, fused=True)
+    except (RuntimeError, ValueError):   # no fused kernel for this device / dtype in this torch build
+        return kind(params, **kwargs, foreach=True)
 
 
 def build_scheduler(opt, cfg: TrainConfig, steps_per_epoch: int = 1):

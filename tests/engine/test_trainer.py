@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import Trainer, TrainingDiverged, fit
+from ferlab.engine.trainer import Trainer, TrainingDiverged, build_optimizer, fit
 from ferlab.methods.base import Method, register_method
 
 
@@ -104,3 +104,32 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     state = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimizer_kernels_compute_the_same_update(name):
+    """fused / foreach / loop are speed choices only: five steps land on the same weights."""
+    results = {}
+    for impl in ("fused", "foreach", "loop"):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+        start = torch.cat([p.detach().flatten() for p in net.parameters()])
+        cfg = TrainConfig(optimizer=name, lr=0.05, weight_decay=1e-3, optimizer_impl=impl)
+        opt = build_optimizer(net.parameters(), cfg)
+        x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        results[impl] = torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert (results["loop"] - start).abs().max() > 1e-2        # the steps moved the weights
+    torch.testing.assert_close(results["fused"], results["loop"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results["foreach"], results["loop"], rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_auto_picks_the_fused_kernel_and_rejects_unknown_kernels():
+    net = torch.nn.Linear(3, 2)
+    opt = build_optimizer(net.parameters(), TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0))
+    assert opt.defaults["fused"] is True
+    with pytest.raises(ValueError, match="optimizer_impl"):
+        build_optimizer(net.parameters(), TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, optimizer_impl="fast"))
