@@ -2,6 +2,7 @@
 single-process evaluation of the same checkpoint."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,8 +13,15 @@ from ferlab.engine.trainer import evaluate_checkpoint
 pytestmark = pytest.mark.ddp
 
 
+def free_port() -> int:
+    """A port nobody listens on now (a fixed port can still be in TIME_WAIT from the previous test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_two_processes(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "ferlab.cli", "train", "--dataset", "synthetic", "--backbone", "resnet10", "--input-size", "32",
            "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001", "--device", "cpu",
            "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
@@ -42,7 +50,7 @@ def test_torchrun_methods(tmp_path, method, args):
     import torch
 
     from ferlab.data.samplers import epoch_order
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "ferlab.cli", "train", "--method", method, "--dataset", "synthetic", "--backbone", "resnet10",
            "--input-size", "32", "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001",
            "--device", "cpu", "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
