@@ -136,9 +136,9 @@ def _accuracy_vs_noise(runs: dict[str, Path]):
 def registry(seed: int = 0) -> list[Figure]:
     methods = ("baseline", "eac", "rul", "dmue")
     later = ("lanet", "ldlva")          # drawn when their runs exist
-    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods), _curves(s),
-                   optional=tuple(f"{m}-{s}-s{seed}" for m in later))
-            for s in ("sym30", "fer2013")]
+    figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods[:3]), _curves(s),
+                   optional=tuple(f"{m}-{s}-s{seed}" for m in (methods[3], *later)))
+            for s in ("sym30", "asym30", "fer2013")]
     figs.append(Figure("attention-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _attention, ("png",)))
     figs.append(Figure("umap-sym30", (f"baseline-sym30-s{seed}", f"eac-sym30-s{seed}"), _umap, ("png",)))
     figs.append(Figure("signals-sym30", tuple(f"{m}-sym30-s{seed}" for m in methods), _signals,

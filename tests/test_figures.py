@@ -16,7 +16,7 @@ def test_figures_from_fixture_runs(tmp_path, capsys):
     code = main(["figures", "--runs", str(runs), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1                                       # curves need the rul runs, which are missing
-    assert "rul-sym30-s0" in err and "run_grid.py --methods dmue rul --settings sym30" in err
+    assert "rul-sym30-s0" in err and "run_grid.py --methods rul --settings sym30" in err
     assert (out / "grid-attention-sym30.png").stat().st_size > 0
     manifest = json.loads((out / "manifest.json").read_text())["figures"]
     entry = manifest["grid-attention-sym30"]
