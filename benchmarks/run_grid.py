@@ -210,8 +210,11 @@ def main(argv=None) -> int:
     out = Path(args.results or ROOT / "benchmarks" / "results" / f"ferplus-grid-{args.preset}.json")
     result = collect(cfgs, args.preset, json.loads(out.read_text()) if out.is_file() else None)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"[grid] {len(result['runs'])}/{len(cfgs)} runs finished; wrote {out}")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out)                  # atomic: a reader (or a crash) never sees half a file
+    done = sum(run_state(cfg) == "finished" for *_, cfg in cfgs)
+    print(f"[grid] {done} of the {len(cfgs)} requested runs finished; {out} holds {len(result['runs'])} rows")
     return 0
 
 

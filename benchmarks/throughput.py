@@ -1,21 +1,26 @@
 """Training throughput and peak memory of each method's training step (ResNet-18 at 48/112/224 px).
 
 Usage:  python benchmarks/throughput.py [--methods baseline eac rul dmue lanet ldlva] [--device auto]
-        [--sizes 48 112 224] [--steps 10] [--out benchmarks/results/]
+        [--sizes 48 112 224] [--steps 10] [--repeats 3] [--out benchmarks/results/]
+        python benchmarks/throughput.py --table benchmarks/results/throughput-cpu.json   # README table
 Writes ``throughput-<device>.json`` with the machine, versions, command, the measured peak FLOP/s
-of the machine (a large matmul: fp32 on CPU, bf16 on CUDA) and, per method and size, images/s,
-steps/s, peak memory, the step-time ratio to the baseline step, the FLOPs of one training step
+of the machine (best of large matmuls and a large 3x3 convolution: fp32 on CPU, bf16 on CUDA) and,
+per method and size, images/s, steps/s, peak memory (this process's RSS high-water mark; CUDA
+allocator peak), the step-time ratio to the baseline step, the FLOPs of one training step
 (``torch.utils.flop_counter``: matmuls and convolutions, forward + backward) and the achieved
 fraction of the peak. The step measured is the trainer's: uint8 batch -> device -> batched
 augmentation -> forward -> loss -> backward -> optimizer step (AMP + channels_last on CUDA), with
 each method's per-sample state sized by ``setup_train`` on a synthetic training set (LDLVA's
 neighbours from its valence/arousal, LA-Net's landmarks: both carried by the synthetic faces).
+``--repeats`` measures everything several times round-robin and keeps the median repeat.
 """
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import contextlib
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -34,69 +39,113 @@ from ferlab.models import backbone_info, create_backbone
 
 
 def peak_rss_mib() -> float:
+    """This process's own peak RSS. ``ru_maxrss`` is not it: Linux carries the parent's high-water
+    mark over fork + exec, so a spawned worker would report at least the parent's RSS."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_flops(device: torch.device, n: int = 4096, reps: int = 5) -> dict:
-    """The machine's practical peak: FLOP/s of an n x n matmul (fp32 on CPU, bf16 on CUDA)."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
+def _best_seconds(fn, device: torch.device, reps: int) -> float:
+    fn()
     best = float("inf")
     for _ in range(reps):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        a @ b
+        fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - t0)
-    return {"flops_per_s": 2 * n ** 3 / best, "matmul": n, "dtype": str(dtype), "threads": torch.get_num_threads()}
+    return best
+
+
+@torch.no_grad()
+def peak_flops(device: torch.device, reps: int = 5) -> dict:
+    """The machine's practical peak FLOP/s: the best of two large matmuls (4096^2, 6144^2) and a
+    large 3x3 convolution (ResNet-18 layer3-like, 256 -> 256 channels, 56 x 56, batch 32), fp32 on
+    CPU, bf16 on CUDA. One 4096^2 matmul alone is not enough: on this 2-core Zen 5 VM it measured
+    94-180 GFLOP/s from run to run while the convolution reached ~300."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    kernels = {}
+    for n in (4096, 6144):
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+        kernels[f"matmul {n}^2"] = 2 * n ** 3 / _best_seconds(functools.partial(torch.matmul, a, b), device, reps)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype)
+    x = torch.randn(32, 256, 56, 56, device=device, dtype=dtype)
+    if device.type == "cuda":
+        conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    kernels["conv3x3 256->256 56x56 b32"] = 2 * 32 * 256 * 256 * 9 * 56 * 56 / _best_seconds(lambda: conv(x), device, reps)
+    best = max(kernels, key=kernels.get)
+    return {"flops_per_s": kernels[best], "kernel": best, "kernels_flops_per_s": kernels, "dtype": str(dtype),
+            "threads": torch.get_num_threads()}
 
 
 def kernel_name(opt: torch.optim.Optimizer) -> str:
     return "fused" if opt.defaults.get("fused") else "foreach" if opt.defaults.get("foreach") else "loop"
 
 
-def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-          channels_last: bool, optimizer_impl: str = "auto") -> dict:
-    from torch.utils.flop_counter import FlopCounterMode
-
+def setup(method_name: str, backbone: str, size: int, batch: int, device: torch.device, channels_last: bool):
+    """A method with its own default augmentation, sized by ``setup_train`` on synthetic faces."""
     from ferlab.data.synthetic import synthetic
-    cfg = TrainConfig(method=method_name, backbone=backbone, input_size=size, batch_size=batch, optimizer="adam", lr=1e-4,
-                      weight_decay=1e-4, optimizer_impl=optimizer_impl)
     info = backbone_info(backbone)
     torch.manual_seed(0)
     method = build_method(method_name, create_backbone(backbone, num_classes=7), 7, input_size=size, mean=info["mean"],
-                          std=info["std"]).to(device)   # each method's own default augmentation
+                          std=info["std"]).to(device)
     train_set = synthetic("train", n=max(256, 2 * batch), image_size=size)
     method.setup_train(train_set)
     if channels_last:
         method.to(memory_format=torch.channels_last)
-    opt = build_optimizer(method.param_groups(cfg.lr), cfg)
-    amp = amp_dtype(cfg, device)
+    return method, train_set
+
+
+def make_optimizer(method, optimizer_impl: str = "auto") -> torch.optim.Optimizer:
+    cfg = TrainConfig(optimizer="adam", lr=1e-4, weight_decay=1e-4, optimizer_impl=optimizer_impl)
+    return build_optimizer(method.param_groups(cfg.lr), cfg)
+
+
+def train_step(method, train_set, i: int, batch: int, device: torch.device, opt, amp, scaler,
+               counter=None) -> tuple[float, float]:
+    """One trainer step on batch ``i``; returns (seconds to the end of backward, seconds of the optimizer step)."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    batch_cpu = train_set.get_batch(torch.arange(i * batch, (i + 1) * batch) % len(train_set))
+    b = {k: v.to(device, non_blocking=True) for k, v in batch_cpu.items()}
+    with counter or contextlib.nullcontext():
+        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+            out = method(b)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(out["loss"]).backward()
+    sync()
+    t1 = time.perf_counter()
+    scaler.step(opt)
+    scaler.update()
+    sync()
+    return t1 - t0, time.perf_counter() - t1
+
+
+def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
+          channels_last: bool, optimizer_impl: str = "auto") -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+    method, train_set = setup(method_name, backbone, size, batch, device, channels_last)
+    opt = make_optimizer(method, optimizer_impl)
+    amp = amp_dtype(TrainConfig(), device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, flops = [], None
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        batch_cpu = train_set.get_batch(torch.arange(i * batch, (i + 1) * batch) % len(train_set))
-        b = {k: v.to(device, non_blocking=True) for k, v in batch_cpu.items()}
         counter = FlopCounterMode(display=False) if i == 0 else None
-        with counter or torch.autocast("cpu", enabled=False):
-            with torch.autocast(device.type, dtype=amp) if amp else torch.autocast("cpu", enabled=False):
-                out = method(b)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(out["loss"]).backward()
-        scaler.step(opt)
-        scaler.update()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        times.append(sum(train_step(method, train_set, i, batch, device, opt, amp, scaler, counter)))
         if counter is not None:
             flops = counter.get_total_flops()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+    times = times[warmup:]
     step = sorted(times)[len(times) // 2]
     return {"method": method_name, "backbone": backbone, "input_size": size, "batch_size": batch,
             "median_step_s": step, "steps_per_s": 1 / step, "images_per_s": batch / step,
@@ -104,6 +153,26 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
             "amp": str(amp) if amp else None, "channels_last": channels_last,
             "optimizer": f"adam ({kernel_name(opt)})", "peak_rss_mib": peak_rss_mib(),
             "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None}
+
+
+NAMES = {"baseline": "baseline", "eac": "EAC", "rul": "RUL", "dmue": "DMUE", "lanet": "LA-Net", "ldlva": "LDLVA"}
+
+
+def markdown_table(result: dict) -> str:
+    """The README speed table of a ``throughput-*.json``."""
+    cuda = any(r["peak_cuda_mib"] for r in result["results"])
+    head = ["method", "input", "images/s", "steps/s", "step time vs baseline", "GFLOP / step",
+            "% of peak FLOP/s", "peak RSS (MiB)"] + (["peak CUDA (MiB)"] if cuda else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["results"]:
+        cells = [NAMES.get(r["method"], r["method"]), str(r["input_size"]), f"{r['images_per_s']:.1f}",
+                 f"{r['steps_per_s']:.2f}", "1.00" if r["method"] == "baseline" else f"{r['step_time_vs_baseline']:.2f}" if r["step_time_vs_baseline"] else "-",
+                 f"{r['step_flops'] / 1e9:.1f}" if r["step_flops"] else "-",
+                 f"{100 * r['peak_fraction']:.0f}" if r["peak_fraction"] else "-", f"{r['peak_rss_mib']:.0f}"]
+        if cuda:
+            cells.append(f"{r['peak_cuda_mib']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -114,32 +183,51 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="measure every method and size this many times (round-robin, fresh processes); "
+                         "report the median repeat")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--optimizer-impl", default="auto", choices=["auto", "fused", "foreach", "loop"],
                     help="optimizer kernel (loop = torch's CPU default before ferlab chose fused; the file name "
                          "gets a -<impl> suffix unless auto)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--table", metavar="JSON", help="only print the markdown table of an existing result file")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return 0
     device = resolve_device(args.device)
     peak = peak_flops(device)
-    print(f"peak {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['matmul']}^2 {peak['dtype']} matmul)", flush=True)
+    print(f"peak {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['kernel']}, {peak['dtype']}; "
+          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peak["kernels_flops_per_s"].items()) + ")", flush=True)
+    # repeats go round-robin over sizes and methods, so that a drift in the machine's speed (this VM
+    # varies by tens of percent over minutes) spreads over all methods instead of biasing one
+    reps: dict[tuple[int, str], list[dict]] = {}
+    for rep in range(args.repeats):
+        for size in args.sizes:
+            for name in args.methods:
+                # a fresh process per measurement, so that peak RSS belongs to this method and size only
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    r = pool.submit(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
+                                    device.type == "cuda", args.optimizer_impl).result()
+                reps.setdefault((size, name), []).append(r)
+                print(f"[{rep + 1}/{args.repeats}] {name} {args.backbone}@{size}: {r['images_per_s']:.1f} img/s",
+                      flush=True)
     rows = []
-    for size in args.sizes:
-        for name in args.methods:
-            # a fresh process per measurement, so that peak RSS belongs to this method and size only
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                r = pool.submit(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
-                                device.type == "cuda", args.optimizer_impl).result()
-            base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size]
-            r["step_time_vs_baseline"] = r["median_step_s"] / base[0]["median_step_s"] if base else None
-            r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"] if r["achieved_flops_per_s"] else None
-            print(f"{name} {args.backbone}@{size} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
-                  f"{r['steps_per_s']:.2f} steps/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
-                  + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if r["peak_cuda_mib"] else "")
-                  + (f", {r['step_time_vs_baseline']:.2f}x baseline step" if r["step_time_vs_baseline"] else "")
-                  + (f", {100 * r['peak_fraction']:.0f}% of peak" if r["peak_fraction"] else ""),
-                  flush=True)
-            rows.append(r)
+    for (size, name), runs in reps.items():
+        r = dict(sorted(runs, key=lambda x: x["median_step_s"])[len(runs) // 2])   # the median repeat
+        r["repeat_step_s"] = [x["median_step_s"] for x in runs]
+        r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs)
+        base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size]
+        r["step_time_vs_baseline"] = r["median_step_s"] / base[0]["median_step_s"] if base else None
+        r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"] if r["achieved_flops_per_s"] else None
+        print(f"{name} {args.backbone}@{size} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
+              f"{r['steps_per_s']:.2f} steps/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+              + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if r["peak_cuda_mib"] else "")
+              + (f", {r['step_time_vs_baseline']:.2f}x baseline step" if r["step_time_vs_baseline"] else "")
+              + (f", {100 * r['peak_fraction']:.0f}% of peak" if r["peak_fraction"] else ""),
+              flush=True)
+        rows.append(r)
     result = {
         "benchmark": "throughput", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"host": socket.gethostname(), "platform": platform.platform(), "processor": platform.processor(),
@@ -154,6 +242,7 @@ def main(argv=None) -> int:
     suffix = "" if args.optimizer_impl == "auto" else f"-{args.optimizer_impl}"
     path = out / f"throughput-{device.type}{suffix}.json"
     path.write_text(json.dumps(result, indent=2))
+    print(markdown_table(result))
     print(f"wrote {path}")
     return 0
 

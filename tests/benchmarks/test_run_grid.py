@@ -35,6 +35,7 @@ def test_skips_finished_and_resumes_interrupted(tmp_path, capsys):
     assert "finished, skipped" in capsys.readouterr().out
     assert (run / "summary.json").stat().st_mtime_ns == stamp
     res = json.loads((full / "res.json").read_text())
+    assert not list(full.glob(".res.json.*"))            # the atomic write leaves no temporary file
     assert len(res["runs"]) == 1 and res["runs"][0]["protocol"]["epochs"] == 2
     # a worker that trains only some runs keeps the other runs' rows of the results file
     other = {**res["runs"][0], "method": "eac", "protocol": {"last": 0.5}}
