@@ -60,7 +60,8 @@ OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "loop")
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The configured optimizer with ``cfg.optimizer_impl``'s kernel. The three kernels compute the
     same update (to float rounding); ``loop`` (one small op per parameter tensor, torch's CPU
-    default) spent 45% of a ResNet-18 @48 px CPU step in Adam, ``fused`` about 3% (README, Throughput)."""
+    default) spent 20-45% of a ResNet-18 @48 px CPU step in Adam, ``fused`` about 6%
+    (``benchmarks/optimizer_kernels.py``, README "Throughput")."""
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
     if cfg.optimizer_impl not in OPTIMIZER_IMPLS:
