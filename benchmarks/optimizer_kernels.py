@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
-import socket
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import make_optimizer, setup, train_step
+from throughput import in_fresh_process, machine_and_versions, make_optimizer, median, setup, train_step
 
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.trainer import amp_dtype, resolve_device
 
 KERNELS = ("loop", "fused")
-
-
-def median(xs: list[float]) -> float:
-    return sorted(xs)[len(xs) // 2]
 
 
 def compare(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int,
@@ -76,9 +68,7 @@ def main(argv=None) -> int:
     rows = []
     for size in args.sizes:
         for name in args.methods:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                r = pool.submit(compare, name, args.backbone, size, args.batch_size, args.steps, args.warmup,
-                                device).result()
+            r = in_fresh_process(compare, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device)
             print(f"{name} @{size}: optimizer step {1e3 * r['loop']['median_optimizer_s']:.1f} ms (loop) -> "
                   f"{1e3 * r['fused']['median_optimizer_s']:.1f} ms (fused); training step "
                   f"{1e3 * r['loop']['median_step_s']:.0f} -> {1e3 * r['fused']['median_step_s']:.0f} ms "
@@ -86,12 +76,7 @@ def main(argv=None) -> int:
                   flush=True)
             rows.append(r)
     result = {"benchmark": "optimizer_kernels", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-              "machine": {"host": socket.gethostname(), "platform": platform.platform(),
-                          "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                          "torch_threads": torch.get_num_threads(),
-                          "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-              "versions": {"python": platform.python_version(), "torch": torch.__version__},
-              "results": rows}
+              **machine_and_versions(device), "results": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"optimizer-kernels-{device.type}.json"

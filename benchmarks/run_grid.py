@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from ferlab.engine.checkpoint import write_text_atomic
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.trainer import read_history
 
@@ -209,10 +210,7 @@ def main(argv=None) -> int:
                 (run / ".grid.lock").unlink(missing_ok=True)
     out = Path(args.results or ROOT / "benchmarks" / "results" / f"ferplus-grid-{args.preset}.json")
     result = collect(cfgs, args.preset, json.loads(out.read_text()) if out.is_file() else None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)                  # atomic: a reader (or a crash) never sees half a file
+    write_text_atomic(json.dumps(result, indent=2), out)
     done = sum(run_state(cfg) == "finished" for *_, cfg in cfgs)
     print(f"[grid] {done} of the {len(cfgs)} requested runs finished; {out} holds {len(result['runs'])} rows")
     return 0

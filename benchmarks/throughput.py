@@ -85,6 +85,25 @@ def peak_flops(device: torch.device, reps: int = 5) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
+
+
+def in_fresh_process(fn, *args):
+    """``fn(*args)`` in a spawned process, so that its peak RSS and its warm-up belong to it alone."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def machine_and_versions(device: torch.device) -> dict:
+    """The ``machine`` and ``versions`` entries of a benchmark's JSON."""
+    return {"machine": {"host": socket.gethostname(), "platform": platform.platform(),
+                        "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                        "torch_threads": torch.get_num_threads(),
+                        "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__}}
+
+
 def kernel_name(opt: torch.optim.Optimizer) -> str:
     return "fused" if opt.defaults.get("fused") else "foreach" if opt.defaults.get("foreach") else "loop"
 
@@ -145,8 +164,7 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
         times.append(sum(train_step(method, train_set, i, batch, device, opt, amp, scaler, counter)))
         if counter is not None:
             flops = counter.get_total_flops()
-    times = times[warmup:]
-    step = sorted(times)[len(times) // 2]
+    step = median(times[warmup:])
     return {"method": method_name, "backbone": backbone, "input_size": size, "batch_size": batch,
             "median_step_s": step, "steps_per_s": 1 / step, "images_per_s": batch / step,
             "step_flops": flops, "achieved_flops_per_s": flops / step if flops else None,
@@ -165,8 +183,9 @@ def markdown_table(result: dict) -> str:
             "% of peak FLOP/s", "peak RSS (MiB)"] + (["peak CUDA (MiB)"] if cuda else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["results"]:
+        ratio = 1.0 if r["method"] == "baseline" else r["step_time_vs_baseline"]
         cells = [NAMES.get(r["method"], r["method"]), str(r["input_size"]), f"{r['images_per_s']:.1f}",
-                 f"{r['steps_per_s']:.2f}", "1.00" if r["method"] == "baseline" else f"{r['step_time_vs_baseline']:.2f}" if r["step_time_vs_baseline"] else "-",
+                 f"{r['steps_per_s']:.2f}", f"{ratio:.2f}" if ratio else "-",
                  f"{r['step_flops'] / 1e9:.1f}" if r["step_flops"] else "-",
                  f"{100 * r['peak_fraction']:.0f}" if r["peak_fraction"] else "-", f"{r['peak_rss_mib']:.0f}"]
         if cuda:
@@ -206,10 +225,8 @@ def main(argv=None) -> int:
     for rep in range(args.repeats):
         for size in args.sizes:
             for name in args.methods:
-                # a fresh process per measurement, so that peak RSS belongs to this method and size only
-                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    r = pool.submit(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup, device,
-                                    device.type == "cuda", args.optimizer_impl).result()
+                r = in_fresh_process(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup,
+                                     device, device.type == "cuda", args.optimizer_impl)
                 reps.setdefault((size, name), []).append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name} {args.backbone}@{size}: {r['images_per_s']:.1f} img/s",
                       flush=True)
@@ -230,10 +247,7 @@ def main(argv=None) -> int:
         rows.append(r)
     result = {
         "benchmark": "throughput", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "machine": {"host": socket.gethostname(), "platform": platform.platform(), "processor": platform.processor(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        **machine_and_versions(device),
         "peak": peak,
         "results": rows,
     }

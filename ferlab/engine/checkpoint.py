@@ -1,4 +1,4 @@
-"""Atomic full-state checkpoints (temp file + rename) and RNG state capture."""
+"""Atomic full-state checkpoints and text files (temp file + rename) and RNG state capture."""
 from __future__ import annotations
 
 import os
@@ -32,17 +32,27 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_atomic(obj, path: str | Path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``:
-    a crash mid-write never leaves a truncated checkpoint behind."""
+def _write_atomic(path: str | Path, write, mode: str) -> None:
+    """``write(f)`` to a temp file in the same folder, fsync, then rename over ``path``: a crash
+    (or a concurrent reader) never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
+    with open(tmp, mode) as f:
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """``torch.save`` that never leaves a truncated checkpoint behind."""
+    _write_atomic(path, lambda f: torch.save(obj, f), "wb")
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    """``Path.write_text`` that never leaves half a file behind (results JSON shared by grid workers)."""
+    _write_atomic(path, lambda f: f.write(text), "w")
 
 
 def load(path: str | Path) -> dict:
