@@ -416,6 +416,9 @@ class Trainer:
                     self.log(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in row.items() if k != "train_fit"))
             summary = self.summarize()
+            # every rank reaches the teardown together: a rank destroying the gloo group while its peer
+            # is still writing the summary aborted at exit once ("terminate called without an active exception")
+            barrier(self.info)
         finally:
             cleanup(self.info)
         return summary
@@ -433,7 +436,7 @@ class Trainer:
         if self.noise_manifest:
             summary["noise"] = {k: self.noise_manifest[k] for k in ("kind", "rate", "seed", "realised_rate", "noisy_sha256")}
         if self.info.is_main:
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+            ckpt.write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")  # run_grid's "finished" mark
         return summary
 
 
