@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import amp_dtype, build_optimizer, resolve_device
+from ferlab.engine.optim import build_optimizer
+from ferlab.engine.trainer import amp_dtype, resolve_device
 from ferlab.methods import build_method
 from ferlab.models import backbone_info, create_backbone
 

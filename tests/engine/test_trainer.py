@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import Trainer, TrainingDiverged, build_optimizer, fit
+from ferlab.engine.optim import build_optimizer
+from ferlab.engine.trainer import Trainer, TrainingDiverged, fit
 from ferlab.methods.base import Method, register_method
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import build_optimizer, build_scheduler
+from ferlab.engine.optim import build_optimizer, build_scheduler
 from ferlab.methods import build_method
 from ferlab.methods.dmue import ramp_down, ramp_up
 from ferlab.models import ResNet, create_backbone

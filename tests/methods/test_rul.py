@@ -1,7 +1,7 @@
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import build_optimizer
+from ferlab.engine.optim import build_optimizer
 from ferlab.methods import build_method
 from ferlab.models import create_backbone
 
