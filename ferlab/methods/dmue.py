@@ -17,7 +17,8 @@ Deviations of the released code, each an explicit option:
   (``False``). Its bias is frozen at 0 in both.
 - ``sp_space``: ``released`` (default) compares the auxiliary *logits'* Gram matrix with the
   target *features'* (the code); ``features`` uses the auxiliary BN-neck features (the paper figure).
-- ``neck``: ``shared`` (default, released) -- one BN-neck for all 2C + 1 calls per step, so its
+- ``neck``: ``shared`` (default, released) -- one BN-neck for all 2C + 1 calls per step, made in
+  the official order (every auxiliary branch, then the target, then every latent pass), so its
   running statistics mix the branches and normalise the target at test time; ``per_branch`` gives
   every branch its own; ``none`` (not in the paper) has no BN-neck at all -- the classifiers
   read the GAP features directly. With ``classifier_bias: true`` this is the ``cpu_scratch``
@@ -230,20 +231,24 @@ class DMUE(Method):
         y = batch["label"]
         C = self.num_classes
         t = self.trunk(x)
+        # the official call order of the shared BN-neck, whose running statistics (momentum 0.1) depend
+        # on it, as do the dropout draws: every auxiliary branch, then the target, then every latent pass
+        aux = []
+        for c in range(C):
+            keep = (y != c).nonzero().squeeze(1)
+            if len(keep):
+                aux.append((c, keep, *self._aux(c, t[keep])))
         f = self.backbone.forward_head(self.backbone.layer4(t), pre_logits=True)       # (B, D) pre-dropout
         h = self.neck(C)(self.dropout(f))
         logits = self.classifier(h)                                                     # (B, C)
         target = logits.new_zeros(len(y), C, dtype=torch.float32)
         aux_ce = sp = logits.new_zeros((), dtype=torch.float32)
-        used = 0
+        for c, keep, a_feat, a_logits in aux:
+            aux_ce = aux_ce + F.cross_entropy(a_logits.float(), exclude_class(y[keep], c))
+            sp = sp + similarity_preserving_loss(a_logits if self.sp_space == "released" else a_feat, h[keep])
+        used = len(aux)
         for c in range(C):
-            keep = (y != c).nonzero().squeeze(1)
             mine = (y == c).nonzero().squeeze(1)
-            if len(keep):
-                a_feat, a_logits = self._aux(c, t[keep])
-                aux_ce = aux_ce + F.cross_entropy(a_logits.float(), exclude_class(y[keep], c))
-                sp = sp + similarity_preserving_loss(a_logits if self.sp_space == "released" else a_feat, h[keep])
-                used += 1
             if len(mine) > 1:   # (the BN-neck needs 2 samples in train mode; guaranteed by the filter)
                 with torch.no_grad():
                     _, q = self._aux(c, t[mine], drop=False)

@@ -53,6 +53,44 @@ def test_branch_c_trains_only_on_other_classes_and_mines_class_c_without_gradien
         assert len(mined) == 1 and torch.equal(mined[0], t[y == c])         # latent pass: no gradient
 
 
+def _neck_statistics(inputs, mean, var, momentum=0.1):
+    """BatchNorm1d's running-statistics update applied to ``inputs`` in turn (unbiased batch variance)."""
+    for z in inputs:
+        mean = (1 - momentum) * mean + momentum * z.mean(0)
+        var = (1 - momentum) * var + momentum * z.var(0, unbiased=True)
+    return mean, var
+
+
+def test_shared_neck_statistics_follow_the_official_call_order():
+    # every auxiliary branch (with dropout, in class order), then the target (with dropout), then every
+    # latent pass (no dropout); the dropout masks are drawn in that order too
+    m = make(augment={"flip": 0.0}).train()          # no random augmentation: the dropouts are the only draws
+    ref = copy.deepcopy(m)
+    b = batch()
+    y = b["label"]
+    torch.manual_seed(7)
+    m.training_step(b)
+    with torch.no_grad():
+        pool = ref.backbone.forward_head
+        t = ref.trunk(ref.train_transform(b["image"]))                      # train-mode BN: batch statistics
+        aux = [pool(ref.aux_branches[c](t[y != c]), pre_logits=True) for c in range(C)]
+        target = pool(ref.backbone.layer4(t), pre_logits=True)
+        latent = [pool(ref.aux_branches[c](t[y == c]), pre_logits=True) for c in range(C)]
+        torch.manual_seed(7)
+        dropped = [torch.nn.functional.dropout(a, 0.5) for a in aux] + [torch.nn.functional.dropout(target, 0.5)]
+        neck = ref.necks[0]
+        mean, var = _neck_statistics(dropped + latent, neck.running_mean, neck.running_var)
+        torch.testing.assert_close(m.necks[0].running_mean, mean)
+        torch.testing.assert_close(m.necks[0].running_var, var)
+        # the order matters: target first, then auxiliary and latent interleaved per class, differs
+        torch.manual_seed(7)
+        target_first = [torch.nn.functional.dropout(target, 0.5)]
+        for c in range(C):
+            target_first += [torch.nn.functional.dropout(aux[c], 0.5), latent[c]]
+        other, _ = _neck_statistics(target_first, neck.running_mean, neck.running_var)
+        assert (other - mean).abs().max() > 1e-3
+
+
 def test_loss_is_the_ramped_sum_of_its_terms():
     m = make()
     for epoch in (0, 3, 9):
