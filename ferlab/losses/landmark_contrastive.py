@@ -11,20 +11,32 @@ import torch.nn.functional as F
 
 # -- landmark heatmaps -------------------------------------------------------------------------------
 def heatmap_targets(points: torch.Tensor, size: int, stride: float, sigma: float = 1.5, window: int = 10,
-                    weight: float = 10.0, threshold: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+                    weight: float = 10.0, threshold: float = 0.2,
+                    rounding: str = "official") -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian heatmap targets and AWing weight maps.
 
     ``points`` (B, K, 2) pixel (x, y) of the input image -> heatmaps (B, K, size, size) and weights
-    (B, K, size, size). Each centre is ``int(p / stride + 0.5)``; the unnormalised Gaussian (peak 1,
-    ``sigma``) is pasted in a ``window`` x ``window`` box (offsets -window/2 .. window/2 - 1), so a
+    (B, K, size, size). The unnormalised Gaussian (peak 1, ``sigma``) is pasted in a ``window`` x
+    ``window`` box whose peak sits at offset ``window // 2``; pixels off the map are dropped, so a
     landmark whose box falls off the map gives an all-zero heatmap. Weights are ``weight`` where
     the 3x3-dilated heatmap exceeds ``threshold``, 1 elsewhere.
+
+    ``rounding``: ``official`` (LA-Net's generator) -- centre ``int(p / stride + 0.5)`` and box corner
+    ``int(centre - (window - 1) / 2)``, both truncated toward zero, so a centre at 4 or less (window
+    10) peaks one pixel further into the map; ``exact`` -- centre ``floor(p / stride + 0.5)`` and the
+    peak exactly there (box offsets -window/2 .. window/2 - 1).
     """
-    centre = torch.floor(points.float() / stride + 0.5)                              # (B, K, 2)
-    grid = torch.arange(size, device=points.device, dtype=torch.float32)
-    dx = grid.view(1, 1, 1, size) - centre[..., 0, None, None]                       # (B, K, 1, size)
-    dy = grid.view(1, 1, size, 1) - centre[..., 1, None, None]                       # (B, K, size, 1)
     half = window // 2
+    if rounding == "official":
+        corner = torch.trunc(torch.trunc(points.float() / stride + 0.5) - (window - 1) / 2)
+        peak = corner + half                                                         # (B, K, 2)
+    elif rounding == "exact":
+        peak = torch.floor(points.float() / stride + 0.5)                            # (B, K, 2)
+    else:
+        raise ValueError(f"rounding must be 'official' or 'exact', got {rounding!r}")
+    grid = torch.arange(size, device=points.device, dtype=torch.float32)
+    dx = grid.view(1, 1, 1, size) - peak[..., 0, None, None]                         # (B, K, 1, size)
+    dy = grid.view(1, 1, size, 1) - peak[..., 1, None, None]                         # (B, K, size, 1)
     inside = ((dx >= -half) & (dx < window - half)) & ((dy >= -half) & (dy < window - half))
     heat = torch.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)) * inside
     dilated = F.max_pool2d(heat.flatten(0, 1)[:, None], 3, 1, 1).view_as(heat)

@@ -11,7 +11,11 @@ pseudo label (the target's argmax at confidence >= 0.7) agrees.
 
 Deviations, each an option: ``swap_landmarks`` (default True) swaps left/right landmark indices on
 flips (the official flip does not; ``swap_landmarks: false`` restores it); ``pseudo_label_offset``
-(official 0: sample 0's unique label collides with class 0; 1 avoids it). Not reproduced: the
+(official 0: sample 0's unique label collides with class 0; 1 avoids it); ``landmark_bias`` (official
+False: the lateral and heatmap 1x1 convs are bias-free; True gives them biases, as ferlab did
+before); ``heatmap_rounding`` (``official``: the target window's corner truncated toward zero, so a
+heatmap centre at 4 or less peaks one pixel further in; ``exact``: the peak at the rounded centre,
+see :func:`~ferlab.losses.landmark_contrastive.heatmap_targets`). Not reproduced: the
 DDP batch shuffle for the key encoder (moot under the official SyncBN, a no-op in one process);
 FPN upsampling goes to the lateral's size instead of x2 (equal at 224 px, needed at 48 px).
 The bank, queues and momentum encoder are buffers/modules, so they are checkpointed.
@@ -42,16 +46,26 @@ def _channels(layer: nn.Sequential) -> int:
 
 class LandmarkBranch(nn.Module):
     """Own copy of the backbone's layer2-4 on layer1's map F1, an FPN top-down path to F1's
-    resolution and a 1x1 heatmap head. ``forward(f1)`` -> heatmaps (B, K, h1, w1), v (B, c1)."""
+    resolution and a 1x1 heatmap head. ``forward(f1)`` -> heatmaps (B, K, h1, w1), v (B, c1).
+    The lateral and heatmap 1x1 convs are bias-free as the official ones (``bias=True``: with biases;
+    a checkpoint that has them, made before bias-free was the default, loads with them)."""
+    convs = ("lateral1", "lateral2", "lateral3", "lateral4", "heatmap")
 
-    def __init__(self, backbone: nn.Module, num_landmarks: int):
+    def __init__(self, backbone: nn.Module, num_landmarks: int, bias: bool = False):
         super().__init__()
         self.layer2, self.layer3, self.layer4 = (copy.deepcopy(getattr(backbone, f"layer{i}")) for i in (2, 3, 4))
         c1, c2, c3, c4 = (_channels(getattr(backbone, f"layer{i}")) for i in (1, 2, 3, 4))
-        self.lateral4, self.lateral3 = nn.Conv2d(c4, c1, 1), nn.Conv2d(c3, c1, 1)
-        self.lateral2, self.lateral1 = nn.Conv2d(c2, c1, 1), nn.Conv2d(c1, c1, 1)
-        self.heatmap = nn.Conv2d(c1, num_landmarks, 1)
+        self.lateral4, self.lateral3 = nn.Conv2d(c4, c1, 1, bias=bias), nn.Conv2d(c3, c1, 1, bias=bias)
+        self.lateral2, self.lateral1 = nn.Conv2d(c2, c1, 1, bias=bias), nn.Conv2d(c1, c1, 1, bias=bias)
+        self.heatmap = nn.Conv2d(c1, num_landmarks, 1, bias=bias)
         self.num_features = c1
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
+        for name in self.convs:
+            conv = getattr(self, name)
+            if conv.bias is None and f"{prefix}{name}.bias" in state_dict:
+                conv.bias = nn.Parameter(conv.weight.new_zeros(conv.out_channels))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     @staticmethod
     def _up(p, like):
@@ -75,10 +89,10 @@ def _mlp(cin: int, cout: int) -> nn.Sequential:
 class LANetEncoder(nn.Module):
     """Expression branch (``backbone``) + landmark branch + the two projection heads g_u, g_v."""
 
-    def __init__(self, backbone: nn.Module, num_landmarks: int):
+    def __init__(self, backbone: nn.Module, num_landmarks: int, landmark_bias: bool = False):
         super().__init__()
         self.backbone = backbone
-        self.landmarks = LandmarkBranch(backbone, num_landmarks)
+        self.landmarks = LandmarkBranch(backbone, num_landmarks, bias=landmark_bias)
         c1, d = self.landmarks.num_features, backbone.num_features
         self.proj_u, self.proj_v = _mlp(d, c1), _mlp(c1, c1)
 
@@ -99,7 +113,8 @@ class LANet(Method):
     RAF-DB files), ``num_neighbors`` (8), ``bank_momentum`` (0.9), ``temperature`` (0.1),
     ``confidence`` (0.7), ``queue_size`` (8192), ``encoder_momentum`` (0.999), loss weights
     ``landmark_weight`` / ``kl_weight`` / ``contrastive_weight`` (1 / 1 / 0.1),
-    ``swap_landmarks`` (True), ``pseudo_label_offset`` (0).
+    ``swap_landmarks`` (True), ``pseudo_label_offset`` (0), ``landmark_bias`` (False),
+    ``heatmap_rounding`` (official | exact).
     Augmentation (``augment``): ``flip`` (0.5), ``crop_scale`` ([0.75, 1]), ``jitter`` (0.4),
     ``erasing`` (0.2), ``erasing_scale`` ([0.02, 0.2]) -- landmarks move with the image.
     The training set must carry landmarks (``dataset_args.landmarks``: a ``ferlab landmarks`` file
@@ -117,7 +132,8 @@ class LANet(Method):
                  bank_momentum: float = 0.9, temperature: float = 0.1, confidence: float = 0.7,
                  queue_size: int = 8192, encoder_momentum: float = 0.999, landmark_weight: float = 1.0,
                  kl_weight: float = 1.0, contrastive_weight: float = 0.1, swap_landmarks: bool = True,
-                 pseudo_label_offset: int = 0, **kw):
+                 pseudo_label_offset: int = 0, landmark_bias: bool = False, heatmap_rounding: str = "official",
+                 **kw):
         augment = {**self.defaults["augment"], **(kw.pop("augment", None) or {})}
         unknown = set(augment) - set(self.defaults["augment"])
         if unknown:
@@ -129,7 +145,10 @@ class LANet(Method):
                                                              swap_landmarks=swap_landmarks, **augment)
         self.train_transform = lambda x: self.landmark_transform(x, x.new_zeros(len(x), 1, 2))[0]
         self.num_landmarks = int(num_landmarks)
-        self.query = LANetEncoder(backbone, self.num_landmarks)
+        if heatmap_rounding not in ("official", "exact"):
+            raise ValueError(f"heatmap_rounding must be 'official' or 'exact', got {heatmap_rounding!r}")
+        self.heatmap_rounding = heatmap_rounding
+        self.query = LANetEncoder(backbone, self.num_landmarks, landmark_bias=bool(landmark_bias))
         self.key_encoder = copy.deepcopy(self.query).requires_grad_(False)
         d_u, d_v = backbone.num_features, self.query.landmarks.num_features
         self.lde = LabelDistributionEstimator(d_u, d_v, k=num_neighbors)
@@ -196,7 +215,8 @@ class LANet(Method):
             self.bank[idx_all] = self.m * rows + (1 - self.m) * t.detach()
         # landmark heatmaps
         heat = out["heatmaps"]
-        gt, w = heatmap_targets(points, heat.shape[-1], x.shape[-1] / heat.shape[-1])
+        gt, w = heatmap_targets(points, heat.shape[-1], x.shape[-1] / heat.shape[-1],
+                                rounding=self.heatmap_rounding)
         lm_loss = (adaptive_wing_loss(heat, gt) * w).mean()
         # expression-landmark contrast against the other modality's momentum keys and queue
         q_u, q_v = self.query.project(out["u"], out["v"])

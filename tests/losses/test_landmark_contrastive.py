@@ -10,9 +10,9 @@ from ferlab.losses.landmark_contrastive import (LabelDistributionEstimator, Pair
                                                 neighbour_weights, pseudo_labels)
 
 
-def test_heatmap_peaks_at_the_landmark_with_weights_around_it():
+def test_exact_heatmap_peaks_at_the_landmark_with_weights_around_it():
     pts = torch.tensor([[[10.0, 22.0], [47.0, 3.0], [500.0, 500.0]]])     # 48 px input, stride 4 -> 12 x 12
-    heat, w = heatmap_targets(pts, 12, 4.0)
+    heat, w = heatmap_targets(pts, 12, 4.0, rounding="exact")
     assert heat.shape == w.shape == (1, 3, 12, 12)
     # centre = int(p / 4 + 0.5): (3, 6) and (12 -> off the map in x, 1)
     assert heat[0, 0].argmax() == 6 * 12 + 3 and heat[0, 0, 6, 3] == 1.0
@@ -21,6 +21,39 @@ def test_heatmap_peaks_at_the_landmark_with_weights_around_it():
     assert w[0, 0, 6, 3] == 10 and w[0, 0, 0, 11] == 1
     assert heat[0, 1].max() < 1 and heat[0, 1, 1, 11] > 0.1               # centre just off the map: only its tail
     assert heat[0, 2].sum() == 0 and (w[0, 2] == 1).all()                  # window entirely off the map
+
+
+def _peak_columns(heat):
+    return [int(h.max(0).values.argmax()) for h in heat[0]]
+
+
+# x = 4c lands at centre c (int(c + 0.5)); x = -3 at int(-0.25) = 0 (truncation), x = -6 at -1
+HEAT_X = [0, 4, 8, 12, 16, 20, 24, 28, -3, -6]
+
+
+def test_official_heatmap_rounding_truncates_the_window_corner_toward_zero():
+    pts = torch.tensor([[[x, 32.0] for x in HEAT_X]])                    # y: centre 8 on a 16 x 16 map
+    heat, w = heatmap_targets(pts, 16, 4.0)
+    # corner = int(c - 4.5) (toward zero), peak = corner + 5: c <= 4 peaks one pixel further in
+    # c:        0  1  2  3  4  5  6  7 | int(-0.25) = 0 -> 1 | c = -1: corner int(-5.5) = -5 -> 0
+    assert _peak_columns(heat) == [1, 2, 3, 4, 5, 5, 6, 7, 1, 0]
+    assert (heat[0, :, 8].max(1).values == 1.0).all()                    # every peak is on row 8, value 1
+    assert heat[0, 4, 8, 0] == pytest.approx(math.exp(-25 / (2 * 1.5 ** 2)))   # c = 4: the box is columns 0..9
+    assert heat[0, 4, 8, 10] == 0 and heat[0, 4, 3, 5] > 0 and heat[0, 4, 2, 5] == 0   # rows 3..12 (c = 8)
+    assert w[0, 4, 8, 5] == 10
+    heat_y, _ = heatmap_targets(pts.flip(-1), 16, 4.0)                  # the same rule in y
+    torch.testing.assert_close(heat_y, heat.transpose(-1, -2))
+
+
+def test_exact_heatmap_rounding_is_an_option_and_puts_the_peak_at_the_centre():
+    pts = torch.tensor([[[x, 32.0] for x in HEAT_X[:8]]])
+    heat, _ = heatmap_targets(pts, 16, 4.0, rounding="exact")
+    assert _peak_columns(heat) == list(range(8))
+    assert heat[0, 4, 8, 9] == 0 and heat[0, 4, 8, 8] > 0               # c = 4: box columns -1..8
+    off, _ = heatmap_targets(torch.tensor([[[-3.0, 32.0]]]), 16, 4.0, rounding="exact")
+    assert off.max() < 1                                                  # floor(-0.25) = -1: off the map
+    with pytest.raises(ValueError, match="rounding"):
+        heatmap_targets(pts, 16, 4.0, rounding="nearest")
 
 
 def test_adaptive_wing_matches_hand_computation():

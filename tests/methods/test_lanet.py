@@ -46,6 +46,44 @@ def test_predict_is_the_plain_expression_branch():
     assert sum(p.numel() for p in net.parameters()) < 0.6 * sum(p.numel() for p in m.query.parameters())
 
 
+LANDMARK_CONVS = ("lateral1", "lateral2", "lateral3", "lateral4", "heatmap")
+
+
+def test_lateral_and_heatmap_convs_are_bias_free_unless_asked():
+    m = _method()
+    for enc in (m.query, m.key_encoder):
+        assert all(getattr(enc.landmarks, name).bias is None for name in LANDMARK_CONVS)
+    names = [n for n, _ in m.named_parameters()]
+    assert not any(n.endswith(f"{conv}.bias") for n in names for conv in LANDMARK_CONVS)
+    biased = _method(landmark_bias=True)
+    assert sum(n.endswith(f"{conv}.bias") for n, _ in biased.named_parameters() for conv in LANDMARK_CONVS) == 10
+    assert {n for n, _ in biased.named_parameters()} - set(names) == {
+        f"{enc}.landmarks.{conv}.bias" for enc in ("query", "key_encoder") for conv in LANDMARK_CONVS}
+    # a checkpoint with the biases (made before bias-free was the default) loads with them
+    old = biased.state_dict()
+    m.load_state_dict(old)
+    assert all(torch.equal(v, old[k]) for k, v in m.state_dict().items())
+    m.eval(), biased.eval()
+    with torch.no_grad():
+        f1 = torch.randn(2, 64, 8, 8)
+        torch.testing.assert_close(m.query.landmarks(f1)[0], biased.query.landmarks(f1)[0])
+
+
+@pytest.mark.parametrize("rounding", ["official", "exact"])
+def test_training_step_uses_the_chosen_heatmap_rounding(rounding, monkeypatch):
+    import ferlab.methods.lanet as lanet
+    ds = synthetic("train", n=8, image_size=32)
+    m = _method(heatmap_rounding=rounding)
+    m.setup_train(ds)
+    seen = []
+    real = lanet.heatmap_targets
+    monkeypatch.setattr(lanet, "heatmap_targets", lambda *a, **kw: seen.append(kw["rounding"]) or real(*a, **kw))
+    m.training_step(ds.get_batch(np.arange(8)))
+    assert seen == [rounding]
+    with pytest.raises(ValueError, match="heatmap_rounding"):
+        _method(heatmap_rounding="nearest")
+
+
 def test_setup_checks_the_landmarks():
     ds = synthetic("train", n=8, image_size=32)
     with pytest.raises(ValueError, match="num_landmarks=19"):
