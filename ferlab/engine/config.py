@@ -31,6 +31,7 @@ class TrainConfig:
     input_size: int = 112
     epochs: int | None = None         # None -> the method's official default
     batch_size: int | None = None     # global, independent of the number of processes
+    drop_last: bool | None = None     # skip each epoch's last partial batch (lr horizon too); None -> the method's
     optimizer: str | None = None      # adam | adamw | sgd
     lr: float | None = None
     weight_decay: float | None = None
@@ -60,7 +61,7 @@ class TrainConfig:
         """Fill every ``None`` hyperparameter from the method's official defaults."""
         cfg = dataclasses.replace(self)
         fallback = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
-                    "scheduler": "none", "gamma": 0.1, "augment": {}, "sampler": "uniform"}
+                    "scheduler": "none", "gamma": 0.1, "augment": {}, "sampler": "uniform", "drop_last": False}
         for key, val in fallback.items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, method_defaults.get(key, val))

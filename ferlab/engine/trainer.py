@@ -110,6 +110,12 @@ def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistIn
     return out
 
 
+def steps_per_epoch(n: int, per_rank: int, drop_last: bool) -> int:
+    """Optimizer steps of an epoch over this rank's ``n`` samples in batches of ``per_rank``: the
+    last partial batch is one more step unless ``drop_last`` (LA-Net's official loader drops it)."""
+    return n // per_rank if drop_last else math.ceil(n / per_rank)
+
+
 class Trainer:
     """Build everything from a :class:`TrainConfig` and run ``fit()``."""
 
@@ -172,7 +178,10 @@ class Trainer:
                                                                    find_unused_parameters=getattr(self.method, "find_unused_parameters", False))
         self.optimizer = build_optimizer(self.method.param_groups(cfg.lr), cfg)
         per_rank = max(1, cfg.batch_size // self.info.world_size)
-        steps = math.ceil(len(self.train_set) // self.info.world_size / per_rank)
+        steps = steps_per_epoch(len(self.train_set) // self.info.world_size, per_rank, cfg.drop_last)
+        if cfg.drop_last and not steps:
+            raise ValueError(f"drop_last: {len(self.train_set) // self.info.world_size} training images per process "
+                             f"fill no batch of {per_rank}; lower batch_size or set drop_last: false")
         self.scheduler = build_scheduler(self.optimizer, cfg, steps)
         self.per_step_schedule = cfg.scheduler in PER_STEP_SCHEDULERS
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
@@ -247,7 +256,7 @@ class Trainer:
         per_rank = max(1, cfg.batch_size // self.info.world_size)
         order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info.rank, self.info.world_size, cfg.sampler,
                             self.train_set.labels, per_rank, total_epochs=cfg.epochs)
-        steps = math.ceil(len(order) / per_rank)
+        steps = steps_per_epoch(len(order), per_rank, cfg.drop_last)
         self.method.train()
         self.method.on_epoch_start(epoch)
         start = self.start_step if epoch == self.start_epoch else 0

@@ -122,9 +122,10 @@ class LANet(Method):
     """
     name = "lanet"
     per_sample_buffers = ("bank",)
-    # official: Adam 1e-3, wd 0, LinearLR 1 -> 0 per iteration, 80 epochs, global batch 128, progressive sampler
+    # official: Adam 1e-3, wd 0, LinearLR 1 -> 0 per iteration over floor(N / 128) x 80 iterations, 80 epochs,
+    # global batch 128, the last partial batch dropped, progressive sampler
     defaults = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "linear", "epochs": 80,
-                "batch_size": 128, "sampler": "progressive",
+                "batch_size": 128, "drop_last": True, "sampler": "progressive",
                 "augment": {"flip": 0.5, "crop_scale": [0.75, 1.0], "jitter": 0.4, "erasing": 0.2,
                             "erasing_scale": [0.02, 0.2]}}
 

@@ -128,6 +128,23 @@ def test_optimizer_kernels_compute_the_same_update(name):
     torch.testing.assert_close(results["foreach"], results["loop"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("drop_last,steps", [(None, 7), (True, 6)])
+def test_drop_last_sets_the_epoch_steps_and_the_linear_horizon(tmp_path, drop_last, steps):
+    """100 images in batches of 16: the partial batch is a 7th step unless dropped (the baseline's
+    default keeps it); a per-step schedule's horizon counts the same steps."""
+    t = Trainer(tiny_cfg(tmp_path, name="d", dataset_args={"n": 100, "image_size": 32}, epochs=3, scheduler="linear",
+                         drop_last=drop_last, val_split=None, test_split=None))
+    assert t.cfg.drop_last is bool(drop_last)
+    assert t.scheduler.lr_lambdas[0].total == 3 * steps
+    t.cfg.epochs = 1
+    t.fit()
+    assert t.global_step == steps
+    if drop_last:
+        with pytest.raises(ValueError, match="drop_last: 100 training images per process fill no batch of 128"):
+            Trainer(tiny_cfg(tmp_path, name="e", dataset_args={"n": 100, "image_size": 32}, batch_size=128,
+                             drop_last=True, val_split=None, test_split=None))
+
+
 def test_optimizer_auto_picks_the_fused_kernel_and_rejects_unknown_kernels():
     net = torch.nn.Linear(3, 2)
     opt = build_optimizer(net.parameters(), TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0))

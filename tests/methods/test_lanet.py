@@ -84,6 +84,29 @@ def test_training_step_uses_the_chosen_heatmap_rounding(rounding, monkeypatch):
         _method(heatmap_rounding="nearest")
 
 
+def test_linear_horizon_is_floor_n_over_b_times_epochs_and_the_partial_batch_is_not_trained(tmp_path):
+    # the official loader drops the last partial batch: floor(100 / 16) = 6 steps an epoch, not 7
+    from ferlab.data.samplers import epoch_order
+    from ferlab.engine.config import TrainConfig
+    from ferlab.engine.trainer import Trainer
+    cfg = TrainConfig(out_dir=str(tmp_path), name="h", method="lanet", method_args={"queue_size": 16},
+                      dataset_args={"n": 100, "image_size": 32}, backbone="resnet10", input_size=32, epochs=2,
+                      batch_size=16, val_split=None, limit_eval=16, progress=False)
+    tr = Trainer(cfg)
+    assert tr.cfg.drop_last is True and tr.cfg.scheduler == "linear"
+    assert tr.scheduler.lr_lambdas[0].total == (100 // 16) * 2
+    tr.cfg.epochs = 1                                        # one epoch of the 2-epoch schedule
+    tr.fit()
+    assert tr.global_step == 6
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 6 / 12))
+    labels = tr.train_set.labels
+    order = epoch_order(100, 0, 0, kind="progressive", labels=labels, batch_size=16, total_epochs=2)
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(labels), 7).float()
+    bank = tr.method.bank
+    assert (bank[order[:96]] != onehot[order[:96]]).any(1).all()   # every trained sample's bank row moved
+    torch.testing.assert_close(bank[order[96:]], onehot[order[96:]])  # the 4 in the dropped batch never trained
+
+
 def test_setup_checks_the_landmarks():
     ds = synthetic("train", n=8, image_size=32)
     with pytest.raises(ValueError, match="num_landmarks=19"):
