@@ -1,0 +1,58 @@
+"""Predicted class probabilities of a trained run on images of its training set.
+
+``run_train_probs(run)`` is cached in ``<run>/train-probs.npz`` (rebuilt when the checkpoint is
+newer), like the run's noise signals in ``signals.npz``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    """(N, C) float64 softmax of ``method.predict`` (eval mode, eval transform) on every image of
+    ``dataset``, in dataset order."""
+    method.eval()
+    out = []
+    for lo in tqdm(range(0, len(dataset), batch_size), desc="probabilities", disable=not progress, leave=False):
+        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
+        logits = method.predict(method.prepare(b["image"].to(device))).float()
+        out.append(torch.softmax(logits, 1).cpu())
+    return torch.cat(out).double().numpy()
+
+
+def save_npz_atomic(path: Path, **arrays) -> None:
+    """``np.savez`` to a temp file in the same folder, then rename over ``path``."""
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_fresh_npz(path: Path, source: Path) -> dict | None:
+    """The arrays of ``path`` if it exists and is not older than ``source``, else ``None``."""
+    if path.is_file() and path.stat().st_mtime >= source.stat().st_mtime:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    return None
+
+
+def run_train_probs(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> np.ndarray:
+    """(N, C) probabilities of a finished run on its own training set (the rows its signals cover)."""
+    from ..engine.trainer import build_train_set, load_run_method
+
+    run = Path(run_dir)
+    ck = run / "checkpoints" / "last.pt"
+    path = run / "train-probs.npz"
+    cached = load_fresh_npz(path, ck) if cache else None
+    if cached is not None:
+        return cached["probs"]
+    method, cfg, dev = load_run_method(ck, device)
+    ds = build_train_set(cfg)[0].preload(progress=False)
+    probs = predict_probs(method, ds, dev, progress=progress)
+    if cache:
+        save_npz_atomic(path, probs=probs, labels=ds.labels)
+    return probs

@@ -1,0 +1,115 @@
+"""``ferlab audit``: rank a training set by how suspicious each label looks.
+
+    ferlab audit RUN [RUN ...] --out DIR [--signal NAME] [--top-k 48]
+    ferlab audit --cleanlab RUN --folds K --out DIR [train flags]
+    ferlab audit --cleanlab --config RECIPE --preset P --folds K --out DIR [train flags]
+
+The first form ranks by each run's noise signal (several runs: rank averaging, ``ferlab.audit.ranking``).
+``--cleanlab`` trains K fold runs of RUN's config (or of a recipe + the same flags as ``ferlab train``)
+as ``<out-dir>/<name>-fold<i>of<K>``, resumably, and feeds their out-of-sample probabilities to
+``cleanlab.filter.find_label_issues`` (extra ``ferlab[audit]``). Both write the same CSV, a contact
+sheet of the top-k images and a summary JSON into DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .common import DATASET_FLAGS, add_dataset_flags
+from .train import TRAIN_FLAGS
+
+
+def _fail(msg: str) -> int:
+    print(f"ferlab audit: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _train_flags_given(args) -> list[str]:
+    keys = [k for k in (*TRAIN_FLAGS, *DATASET_FLAGS) if getattr(args, k) is not None and k != "device"]
+    return ["--" + k.replace("_", "-") for k in keys] + ["--config"] * bool(args.config) + \
+        ["--preset"] * bool(args.preset) + ["--set"] * bool(args.set)
+
+
+def _cleanlab_config(args):
+    from .train import config_from_args
+    from ..audit import AuditError
+    if len(args.runs) > 1:
+        raise AuditError(f"--cleanlab takes one run (its config is trained in folds), got {len(args.runs)}")
+    if args.runs and args.config:
+        raise AuditError("give a RUN or --config, not both")
+    if not args.runs and not args.config:
+        raise AuditError("--cleanlab needs a RUN (its config.yaml) or --config RECIPE [--preset P]")
+    if args.runs:
+        run = Path(args.runs[0])
+        if not (run / "config.yaml").is_file():
+            raise AuditError(f"{run}: no config.yaml (give a run directory)")
+        args.config = str(run / "config.yaml")
+        if args.out_dir is None:
+            args.out_dir = str(run.parent)      # folds beside the run, whatever the cwd was at training
+        if args.name is None:
+            args.name = run.name
+    return config_from_args(args)
+
+
+def cmd_audit(args) -> int:
+    from ..audit import AuditError, MissingExtraError, audit_runs, cleanlab_audit, cross_val_probs, write_report
+    command = "ferlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["audit"] else None
+    try:
+        if args.cleanlab:
+            from ..audit import require_cleanlab
+            require_cleanlab()              # before hours of fold training, not after
+            if args.folds < 2:
+                raise AuditError(f"--folds must be >= 2, got {args.folds}")
+            cfg = _cleanlab_config(args)
+            cv = cross_val_probs(cfg, args.folds, args.fold_seed, device=args.device or cfg.device)
+            audit = cleanlab_audit(cv["dataset"], cv["probs"], filter_by=args.filter_by, source={
+                "folds": args.folds, "fold_seed": args.fold_seed, "fold_runs": [str(r) for r in cv["runs"]],
+                "method": cfg.method, "train_time_s": sum(cv["train_time_s"])})
+        else:
+            given = _train_flags_given(args)
+            if given:
+                raise AuditError(f"{', '.join(given)}: training flags apply with --cleanlab only")
+            if not args.runs:
+                raise AuditError("give one or more run directories (or --cleanlab)")
+            audit = audit_runs(args.runs, signal=args.signal, device=args.device or "auto",
+                               progress=not args.no_progress)
+    except (AuditError, MissingExtraError) as e:
+        return _fail(str(e))
+    info = write_report(audit, args.out, top_k=args.top_k, command=command)
+    how = audit.source.get("combine") or audit.source.get("rank")
+    print(f"ranked {info['n']} training labels ({how})")
+    if "flagged" in info:
+        print(f"cleanlab flags {info['flagged']} of {info['n']} labels")
+    ref = info.get("against_reference_labels")
+    if ref:
+        print(f"against the dataset's reference labels ({ref['n_wrong']} of {ref['n']} differ): "
+              f"AUROC {ref['auroc']:.3f}, average precision {ref['average_precision']:.3f}")
+    for f in info["files"].values():
+        print(f"wrote {f}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("audit", help="rank the training labels by suspicion (noise signals of runs, or cleanlab)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run directories trained on the same training set")
+    p.add_argument("--out", required=True, help="output folder (CSV, contact sheet, summary JSON)")
+    p.add_argument("--signal", help="signal to rank every run by (e.g. label_loss); default: each method's own")
+    p.add_argument("--top-k", dest="top_k", type=int, default=48, help="images on the contact sheet (default 48)")
+    p.add_argument("--no-progress", action="store_true")
+    cl = p.add_argument_group("cleanlab (extra ferlab[audit])")
+    cl.add_argument("--cleanlab", action="store_true", help="K-fold out-of-sample probabilities -> find_label_issues")
+    cl.add_argument("--folds", type=int, default=5, help="K (default 5)")
+    cl.add_argument("--fold-seed", dest="fold_seed", type=int, default=0, help="seed of the stratified fold split")
+    cl.add_argument("--filter-by", dest="filter_by", default="prune_by_noise_rate",
+                    help="cleanlab find_label_issues filter_by (default prune_by_noise_rate)")
+    tr = p.add_argument_group("training of the folds (--cleanlab; as ferlab train)")
+    tr.add_argument("--config", help="YAML config or recipe")
+    tr.add_argument("--preset", help="preset inside a recipe")
+    for key, typ in TRAIN_FLAGS.items():
+        tr.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
+    add_dataset_flags(tr)
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key")
+    p.set_defaults(func=cmd_audit)
