@@ -134,17 +134,24 @@ def attach_landmarks(dataset, path: str | Path):
 
 
 # -- detection -----------------------------------------------------------------------------------
-def _predictor_file() -> str:
-    """dlib's 68-point shape predictor from the ``face-recognition-models`` package (found without
-    importing it: its ``__init__`` needs the removed ``pkg_resources``)."""
+def packaged_model_file(package: str, relpath: str, install: str) -> str:
+    """A model file shipped inside an installed package (``face_recognition_models``: dlib's 68-point
+    shape predictor, its face-recognition ResNet), found without importing the package (its
+    ``__init__`` needs the removed ``pkg_resources``); ``install`` is the command named when missing."""
     import importlib.util
-    spec = importlib.util.find_spec("face_recognition_models")
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the 68-point model comes from face-recognition-models: pip install 'ferlab[landmarks]'")
-    f = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
+        raise ImportError(f"{Path(relpath).name} comes from the package {package}, which is not installed: {install}")
+    f = Path(list(spec.submodule_search_locations)[0]) / relpath
     if not f.is_file():
-        raise ImportError(f"{f} is missing; reinstall face-recognition-models")
+        raise ImportError(f"{f} is missing; reinstall {package} ({install})")
     return str(f)
+
+
+def _predictor_file() -> str:
+    """dlib's 68-point shape predictor (iBUG 300-W licence: not for commercial use)."""
+    return packaged_model_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat",
+                               "pip install 'ferlab[landmarks]'")
 
 
 def detect_landmarks(dataset, detect_size: int = 144, fallback_box=None, progress: bool = True) -> dict:

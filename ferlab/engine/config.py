@@ -26,8 +26,11 @@ class TrainConfig:
     noise_seed: int = 0
     noise_file: str | None = None
     backbone: str = "resnet18"
-    weights: str | None = None
+    backbone_args: dict = field(default_factory=dict)      # constructor options, e.g. dlib_resnet29 {out_stage: 3, norm: batchnorm}
+    weights: str | None = None        # None (random init) | a named entry (dlib_resnet29: dlib) | a checkpoint file
     min_weight_match: float = 0.9
+    mean: list | None = None          # input normalisation on [0, 1] RGB; None -> the backbone's pretrained_cfg
+    std: list | None = None
     input_size: int = 112
     epochs: int | None = None         # None -> the method's official default
     batch_size: int | None = None     # global, independent of the number of processes
@@ -66,6 +69,11 @@ class TrainConfig:
             if getattr(cfg, key) is None:
                 setattr(cfg, key, method_defaults.get(key, val))
         return cfg
+
+    def normalisation(self, pretrained_cfg: dict) -> tuple[tuple, tuple]:
+        """(mean, std) of the run: the config's where set, else the backbone's ``pretrained_cfg``."""
+        return (tuple(self.mean if self.mean is not None else pretrained_cfg["mean"]),
+                tuple(self.std if self.std is not None else pretrained_cfg["std"]))
 
     def run_name(self) -> str:
         if self.name:

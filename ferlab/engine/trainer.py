@@ -162,11 +162,14 @@ class Trainer:
 
     def _build_model(self) -> None:
         cfg = self.cfg
-        info = backbone_info(cfg.backbone)
         backbone = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=self.num_classes,
-                                   min_match=cfg.min_weight_match, verbose=self.info.is_main)
+                                   min_match=cfg.min_weight_match, verbose=self.info.is_main, **cfg.backbone_args)
+        if cfg.input_size < backbone.min_input_size:
+            raise ValueError(f"input_size {cfg.input_size} is below the minimum input of {cfg.backbone} "
+                             f"{cfg.backbone_args or ''}: {backbone.min_input_size} px")
+        mean, std = cfg.normalisation(backbone.pretrained_cfg)
         self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
-                                   mean=info["mean"], std=info["std"], augment=cfg.augment, **cfg.method_args)
+                                   mean=mean, std=std, augment=cfg.augment, **cfg.method_args)
         self.method.to(self.device)
         self.method.setup_train(self.train_set)
         if self.channels_last:
@@ -392,13 +395,15 @@ def load_run_method(checkpoint: str | Path, device: str = "auto"):
     """Rebuild the Method of a run from its checkpoint (config inside) and load its weights."""
     state = ckpt.load(checkpoint)
     cfg = TrainConfig.from_dict(state["config"])
-    info = backbone_info(cfg.backbone)
     dev = resolve_device(device)
     num_classes = state["model"]["backbone.fc.weight"].shape[0] if "backbone.fc.weight" in state["model"] \
         else state["num_classes"]
-    backbone = create_backbone(cfg.backbone, num_classes=num_classes)
-    method = build_method(cfg.method, backbone, num_classes, input_size=cfg.input_size, mean=info["mean"],
-                          std=info["std"], augment=cfg.augment, **cfg.method_args)
+    backbone = create_backbone(cfg.backbone, num_classes=num_classes, **cfg.backbone_args)
+    backbone.pretrained_cfg = backbone.default_cfg = {**backbone_info(cfg.backbone, cfg.weights),    # no file read
+                                                      "min_input_size": backbone.min_input_size}
+    mean, std = cfg.normalisation(backbone.pretrained_cfg)
+    method = build_method(cfg.method, backbone, num_classes, input_size=cfg.input_size, mean=mean, std=std,
+                          augment=cfg.augment, **cfg.method_args)
     method.load_state_dict(state["model"])
     return method.to(dev).eval(), cfg, dev
 

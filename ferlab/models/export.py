@@ -1,9 +1,15 @@
-"""Standalone inference models: a plain :class:`~ferlab.models.ResNet` per trained run.
+"""Standalone inference models: a plain backbone (:class:`~ferlab.models.ResNet`, :class:`~ferlab.models.DlibResNet`)
+with its classifier per trained run.
 
 ``ferlab export RUN --out model.pt`` writes one file (no pickled code; ``weights_only`` loadable)::
 
-    {"format": "ferlab-inference-v1", "backbone": "resnet18", "num_classes": 7, "head": "linear" | "bn_linear",
-     "input_size": 112, "mean": [...], "std": [...], "classes": [...], "method": "dmue", "state_dict": {...}}
+    {"format": "ferlab-inference-v1", "backbone": "resnet18", "backbone_args": {}, "num_classes": 7,
+     "head": "linear" | "bn_linear", "input_size": 112, "mean": [...], "std": [...], "classes": [...],
+     "method": "dmue", "state_dict": {...}}
+
+``backbone_args`` (the constructor arguments, e.g. dlib_resnet29's ``out_stage`` / ``norm``) come from
+the network itself (``net.backbone_args``, set by ``create_backbone``) unless given; files without them
+rebuild the default network.
 
 ``load_inference_model(path)`` rebuilds the network (eval mode) and returns it with that metadata.
 Its input is a normalised (N, 3, input_size, input_size) float tensor; it returns (N, num_classes) logits.
@@ -31,8 +37,11 @@ def _head_kind(net: nn.Module) -> str:
 
 
 def save_inference_model(net: nn.Module, path: str | Path, **meta) -> dict:
-    """Write ``net`` (a ResNet whose ``fc`` is Linear or BN1d -> Linear) with ``meta``."""
+    """Write ``net`` (a backbone whose ``fc`` is Linear or BN1d -> Linear) with ``meta``."""
     from ..engine.checkpoint import save_atomic
+    meta.setdefault("backbone_args", dict(getattr(net, "backbone_args", {})))
+    if "backbone" not in meta and hasattr(net, "pretrained_cfg"):
+        meta["backbone"] = net.pretrained_cfg["backbone"]
     obj = {"format": FORMAT, "head": _head_kind(net), "num_classes": int(net.num_classes), **meta,
            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
     save_atomic(obj, path)
@@ -40,12 +49,12 @@ def save_inference_model(net: nn.Module, path: str | Path, **meta) -> dict:
 
 
 def load_inference_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild an exported model: returns (ResNet in eval mode, metadata without the weights)."""
+    """Rebuild an exported model: returns (backbone in eval mode, metadata without the weights)."""
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ValueError(f"{path}: not a ferlab inference model (expected format {FORMAT!r}; "
                          f"write one with `ferlab export RUN --out FILE`)")
-    net = create_backbone(obj["backbone"], num_classes=obj["num_classes"])
+    net = create_backbone(obj["backbone"], num_classes=obj["num_classes"], **obj.get("backbone_args", {}))
     if obj["head"] == "bn_linear":
         bias = obj["state_dict"].get("fc.1.bias") is not None
         net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features), nn.Linear(net.num_features, obj["num_classes"], bias=bias))

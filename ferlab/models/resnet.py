@@ -6,12 +6,15 @@
 - ``stride_on_1x1=True``: the bottleneck stride sits on the first 1x1 conv (Caffe R50).
 
 ``forward_features(x)`` -> (N, C, H, W) last feature map; ``forward_head(f)`` ->
-logits (N, num_classes) or pooled features (N, C) when ``num_classes=0``.
+logits (N, num_classes) or pooled features (N, C) when ``num_classes=0``. Stages
+(:mod:`ferlab.models.stages`): ``layer1..layer4``, reductions 4 / 8 / 16 / 32.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
+from .stages import StagedBackbone
 
 
 def conv3x3(cin, cout, stride=1):
@@ -58,7 +61,11 @@ class Bottleneck(nn.Module):
         return self.relu(self.bn3(self.conv3(out)) + idt)
 
 
-class ResNet(nn.Module):
+class ResNet(StagedBackbone, nn.Module):
+    stage_names = ("layer1", "layer2", "layer3", "layer4")
+    #: smallest input side each stem accepts (the unpadded max-pools of caffe / dmue need a 2x2 map)
+    _MIN_INPUT = {"torchvision": 1, "caffe": 3, "dmue": 3}
+
     def __init__(self, block, layers, num_classes: int = 0, stem: str = "torchvision", stride_on_1x1: bool = False,
                  widths=(64, 128, 256, 512), in_chans: int = 3, drop_rate: float = 0.0):
         super().__init__()
@@ -77,6 +84,10 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(block, widths[2], layers[2], 2, stride_on_1x1)
         self.layer4 = self._make_layer(block, widths[3], layers[3], 2, stride_on_1x1)
         self.num_features = widths[3] * block.expansion
+        self.stem_info = {"channels": widths[0], "reduction": 4}
+        self._stage_channels = tuple(w * block.expansion for w in widths)
+        self._stage_reductions = (4, 8, 16, 32)
+        self.min_input_size = self._MIN_INPUT[stem]
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate) if drop_rate else nn.Identity()
         self.num_classes = num_classes
@@ -103,8 +114,7 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, C, H/32, W/32) last feature map."""
-        x = self.forward_stem(x)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.forward_stages(self.forward_stem(x))
 
     def forward_head(self, f: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """(N, C, h, w) -> logits (N, num_classes), or pooled (N, C) if ``pre_logits``."""

@@ -30,3 +30,20 @@ def test_methods_without_a_plain_head_refuse_and_bad_files_are_named(tmp_path):
     torch.save({"weights": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="x.pt: not a ferlab inference model"):
         load_inference_model(tmp_path / "x.pt")
+
+
+def test_export_round_trip_keeps_backbone_args(tmp_path):
+    torch.manual_seed(0)
+    args = {"out_stage": 3, "norm": "batchnorm"}
+    m = build_method("baseline", create_backbone("dlib_resnet29", num_classes=7, **args), 7, input_size=32)
+    m.train()
+    m.training_step({"image": torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), "label": torch.arange(8) % 7,
+                     "index": torch.arange(8)})                            # moves the BN running statistics
+    m.eval()
+    save_inference_model(m.export_inference_model(), tmp_path / "m.pt", method="baseline")
+    net, meta = load_inference_model(tmp_path / "m.pt")
+    assert meta["backbone"] == "dlib_resnet29" and meta["backbone_args"] == args
+    assert (net.out_stage, net.norm, len(net.stages)) == (3, "batchnorm", 3)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), m.predict(x), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,46 @@
+"""The stage description every ferlab backbone exposes (in the spirit of timm's ``feature_info``).
+
+A backbone is a stem followed by an ordered tuple of stages (residual stages: each one a module
+that maps (N, C_in, h, w) -> (N, C, h / s, w / s)); the last stage feeds the head::
+
+    x = backbone.forward_stem(images)            # (N, stem_info["channels"], H / r0, W / r0)
+    x = backbone.forward_stages(x)               # all stages == backbone.forward_features(images)
+    backbone.stages[-1]                          # "the last stage" (the one feeding the head)
+    backbone.stages[1:]                          # "stages 2..n"
+    backbone.stage_names                         # ("layer1", ...): attribute names of the stages
+    backbone.feature_info                        # [{"module": "layer1", "channels": 64, "reduction": 4}, ...]
+
+``reduction`` is the total stride of a stage's output relative to the input image (nominal: an
+unpadded network such as dlib's is a pixel or two smaller). ``stages`` is a view on modules the
+backbone already owns: nothing is registered twice and no parameter name changes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class StagedBackbone:
+    """Mixin for :class:`torch.nn.Module` backbones. A subclass sets, in ``__init__``,
+    ``self.stage_names`` (tuple of attribute names, in order), ``self._stage_channels`` and
+    ``self._stage_reductions`` (one int per stage) and ``self.stem_info`` (``{"channels",
+    "reduction"}`` of :meth:`forward_stem`'s output), and implements ``forward_stem``."""
+
+    stage_names: tuple[str, ...]
+    stem_info: dict
+
+    @property
+    def stages(self) -> tuple[nn.Module, ...]:
+        return tuple(getattr(self, name) for name in self.stage_names)
+
+    @property
+    def feature_info(self) -> list[dict]:
+        return [{"module": n, "channels": c, "reduction": r}
+                for n, c, r in zip(self.stage_names, self._stage_channels, self._stage_reductions)]
+
+    def forward_stages(self, x: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
+        """Run ``stages[start:end]`` on ``x`` (the stem's output when ``start == 0``, else the
+        output of stage ``start - 1``)."""
+        for stage in self.stages[start:end]:
+            x = stage(x)
+        return x
