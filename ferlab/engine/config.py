@@ -35,7 +35,7 @@ class TrainConfig:
     epochs: int | None = None         # None -> the method's official default
     batch_size: int | None = None     # global, independent of the number of processes
     drop_last: bool | None = None     # skip each epoch's last partial batch (lr horizon too); None -> the method's
-    optimizer: str | None = None      # adam | adamw | sgd
+    optimizer: str | None = None      # adam | adamw | sgd | adam_keras (Adam as Keras computes it)
     lr: float | None = None
     weight_decay: float | None = None
     momentum: float = 0.9

@@ -8,6 +8,8 @@ certainty lambda_i mixes it with the given one-hot label:
     t_i = lambda_i onehot(y_i) + (1 - lambda_i) ld_i,   lambda_i = sigmoid(lambda_hat_i)
 
 and the network is trained with cross-entropy to t (plus a discriminative centre loss).
+lambda_hat is stepped with the gradient of that loss with respect to lambda_hat itself
+(:func:`lambda_hat_gradient`), as the official code's tape computes it.
 """
 from __future__ import annotations
 
@@ -27,14 +29,44 @@ def local_similarity(anchor: torch.Tensor, neighbours: torch.Tensor, scale: floa
     return torch.exp(-(anchor[:, None, :] - neighbours).abs().sum(-1) / scale)
 
 
+class KerasBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d with Keras ``BatchNormalization`` semantics (the official LDLVA is Keras):
+    ``eps`` 1e-3; moving statistics ``momentum`` old + (1 - ``momentum``) batch with ``momentum``
+    0.99; the *biased* batch variance in the moving variance. (torch.nn.BatchNorm1d: eps 1e-5,
+    0.9 old + 0.1 batch, unbiased variance.) Input (N, C). Training normalises with the batch mean
+    and biased variance (as torch does), eval with the moving statistics. ``momentum`` is Keras'
+    (the weight of the old value); the attribute ``self.momentum`` keeps torch's meaning (0.01)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-3, momentum: float = 0.99):
+        super().__init__(num_features, eps=eps, momentum=1.0 - momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            batch = x.detach().float()
+            self.running_mean.lerp_(batch.mean(0), self.momentum)
+            self.running_var.lerp_(batch.var(0, unbiased=False), self.momentum)
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+SIMNET_BATCH_NORMS = {"keras": KerasBatchNorm1d, "torch": nn.BatchNorm1d}
+
+
 class AdaptiveSimNet(nn.Module):
     """Pair calibration c_ij = sigmoid(max(MLP([f_i, f_j]), floor)): Linear(2D, 512) -> BN -> ReLU ->
-    Linear(512, 256) -> BN -> ReLU -> Linear(256, 1). The official floor of -1.3 keeps c >= 0.214."""
+    Linear(512, 256) -> BN -> ReLU -> Linear(256, 1). The official floor of -1.3 keeps c >= 0.214.
+    ``batch_norm``: ``keras`` (official, :class:`KerasBatchNorm1d`) or ``torch`` (nn.BatchNorm1d's
+    eps 1e-5, momentum 0.1, unbiased moving variance)."""
 
-    def __init__(self, dim: int = 512, floor: float = -1.3):
+    def __init__(self, dim: int = 512, floor: float = -1.3, batch_norm: str = "keras"):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * dim, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                                 nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Linear(256, 1))
+        if batch_norm not in SIMNET_BATCH_NORMS:
+            raise ValueError(f"batch_norm must be 'keras' or 'torch', got {batch_norm!r}")
+        norm = SIMNET_BATCH_NORMS[batch_norm]
+        self.net = nn.Sequential(nn.Linear(2 * dim, 512), norm(512), nn.ReLU(inplace=True),
+                                 nn.Linear(512, 256), norm(256), nn.ReLU(inplace=True), nn.Linear(256, 1))
         self.floor = float(floor)
 
     def forward(self, anchor: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
@@ -67,15 +99,20 @@ def soft_cross_entropy(probs: torch.Tensor, target: torch.Tensor, weights: torch
     return (per * weights).mean() if weights is not None else per.mean()
 
 
-def lambda_gradient(probs: torch.Tensor, labels: torch.Tensor, ld: torch.Tensor, weights: torch.Tensor | None = None,
-                    eps: float = 1e-10) -> torch.Tensor:
-    """d L_cls / d lambda_i = (w_i / B) (-log p_{i,y_i} + sum_c ld_ic log p_ic): positive (lambda
-    falls) when the model prefers the neighbour distribution to the given label. (B,)"""
+def lambda_hat_gradient(probs: torch.Tensor, labels: torch.Tensor, ld: torch.Tensor, lam: torch.Tensor,
+                        weights: torch.Tensor | None = None, eps: float = 1e-10) -> torch.Tensor:
+    """d L_cls / d lambda_hat_i = d L_cls / d lambda_i * lambda_i (1 - lambda_i), the gradient the
+    official code applies to lambda_hat (lambda = sigmoid(lambda_hat)), with
+    d L_cls / d lambda_i = (w_i / B) (-log(p_{i,y_i} + eps) + sum_c ld_ic log(p_ic + eps)):
+    positive (lambda falls) when the model prefers the neighbour distribution to the given label.
+
+    probs (B, C), labels (B,), ld (B, C), lam = sigmoid(lambda_hat) (B,), weights (B,) -> (B,).
+    """
     logp = torch.log(probs + eps)
     g = -logp.gather(1, labels[:, None]).squeeze(1) + (ld * logp).sum(1)
     if weights is not None:
         g = g * weights
-    return g / len(labels)
+    return g * lam * (1 - lam) / len(labels)
 
 
 class DiscriminativeCentres(nn.Module):

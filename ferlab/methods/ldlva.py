@@ -6,15 +6,19 @@ Each step also runs the K neighbours of every batch sample (no gradient, train-m
 same augmentation minus erasing). Their predicted distributions, weighted by the fixed local
 similarity a_ij and the learned pair calibration c_ij (:class:`AdaptiveSimNet`), give ld_i; the
 target is lambda_i onehot(y_i) + (1 - lambda_i) ld_i with a per-sample certainty
-lambda_i = sigmoid(lambda_hat_i). lambda_hat is trained by its own sparse SGD (lr 10, the exact
-analytic gradient of the classification loss), the class centres by LDLVA's manual update.
-Inference is the backbone and its classifier (softmax of the logits).
+lambda_i = sigmoid(lambda_hat_i). lambda_hat is trained by its own sparse SGD (lr 10) with the
+gradient of the classification loss with respect to lambda_hat (dL/dlambda * lambda (1 - lambda), as
+the official tape computes it), the class centres by LDLVA's manual update. The network (SimNet
+included) is trained with Keras' Adam (``optimizer: adam_keras``: eps 1e-7 on the uncorrected
+sqrt(v)), and the SimNet's batch norms are Keras' (eps 1e-3, moving statistics 0.99 / 0.01 with the
+biased batch variance). Inference is the backbone and its classifier (softmax of the logits).
 
 Neighbours come from ``neighbors`` (a file from :mod:`ferlab.data.neighbors` or the official
 CSV) or are built from ``space`` when training starts (``va`` by default; see that module).
 Deviations: erasing fills with the normalised mean (0) instead of uniform noise; under DDP
 lambda_hat rows and the centre update are synchronised across ranks (the official code is
-single-GPU).
+single-GPU). Options: ``simnet_batchnorm: torch`` (torch's BatchNorm1d in the SimNet);
+``optimizer: adam`` (torch's Adam for the network).
 """
 from __future__ import annotations
 
@@ -26,8 +30,8 @@ import torch.nn.functional as F
 
 from ..data import transforms as T
 from ..engine.distributed import gather_cat, in_distributed_run, sum_over_ranks
-from ..losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_gradient, neighbour_distribution,
-                                   soft_cross_entropy, uncertainty_target)
+from ..losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_hat_gradient,
+                                   neighbour_distribution, soft_cross_entropy, uncertainty_target)
 from .base import Method, register_method
 
 
@@ -37,19 +41,21 @@ class LDLVA(Method):
     ``lamb_init`` (0.5 RAF-DB / 0.8 AffectNet: the initial lambda_hat), ``lamb_lr`` (10),
     ``lamb_beta`` (0 RAF-DB / 0.9 AffectNet: momentum of the sparse lambda SGD), ``class_weights``
     (none | balanced), ``neighbors`` (path) or ``space`` (va | landmarks | features | pseudo_va) with
-    ``space_checkpoint``, ``sim_floor`` (-1.3), ``centre_alpha`` (0.5), ``centre_separation`` (0.1).
+    ``space_checkpoint``, ``sim_floor`` (-1.3), ``centre_alpha`` (0.5), ``centre_separation`` (0.1),
+    ``simnet_batchnorm`` (keras | torch).
     """
     name = "ldlva"
     per_sample_buffers = ("lambda_hat", "lambda_momentum", "knn", "neighbor_similarity")
-    # resnet18_raf: Adam lr 1e-3, x0.1 at 10, 20, 40, 60 epochs, batch 32, pad 8 + crop, flip, erasing
-    defaults = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "step", "gamma": 0.1,
+    # resnet18_raf: (Keras) Adam lr 1e-3, x0.1 at 10, 20, 40, 60 epochs, batch 32, pad 8 + crop, flip, erasing
+    defaults = {"optimizer": "adam_keras", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "step", "gamma": 0.1,
                 "milestones": [10, 20, 40], "epochs": 60, "batch_size": 32,
                 "augment": {"flip": 0.5, "crop": "random", "crop_padding": 8, "erasing": 0.5}}
 
     def __init__(self, backbone, num_classes, num_neighbors: int = 8, gamma: float = 0.01, lamb_init: float = 0.5,
                  lamb_lr: float = 10.0, lamb_beta: float = 0.0, class_weights: str = "none",
                  neighbors: str | None = None, space: str = "va", space_checkpoint: str | None = None,
-                 sim_floor: float = -1.3, centre_alpha: float = 0.5, centre_separation: float = 0.1, **kw):
+                 sim_floor: float = -1.3, centre_alpha: float = 0.5, centre_separation: float = 0.1,
+                 simnet_batchnorm: str = "keras", **kw):
         augment = kw.pop("augment", None)
         augment = dict(self.defaults["augment"] if augment is None else augment)
         super().__init__(backbone, num_classes, augment=augment, **kw)
@@ -60,7 +66,7 @@ class LDLVA(Method):
         nn.init.kaiming_normal_(backbone.fc.weight)          # HeNormal, as the official Dense head
         nn.init.zeros_(backbone.fc.bias)
         D = backbone.num_features
-        self.simnet = AdaptiveSimNet(D, floor=sim_floor)
+        self.simnet = AdaptiveSimNet(D, floor=sim_floor, batch_norm=simnet_batchnorm)
         self.centres = DiscriminativeCentres(num_classes, D, alpha=centre_alpha, separation=centre_separation)
         self.neighbour_transform = T.train_transform(self.input_size, self.mean, self.std,
                                                      **{**augment, "erasing": 0.0})
@@ -139,7 +145,7 @@ class LDLVA(Method):
         lam_all = torch.sigmoid(self.lambda_hat[torch.cat([idx, nidx.reshape(-1)])])
         dcm = self.centres.loss(feats, torch.cat([y, ny]), lam_all)
         loss = cls + self.gamma * dcm
-        self._step_lambda(idx, lambda_gradient(p.detach(), y, ld.detach(), w))
+        self._step_lambda(idx, lambda_hat_gradient(p.detach(), y, ld.detach(), lam, w))
         self.centres.update(feats, torch.cat([y, ny]), lam_all, world_sum=sum_over_ranks)
         return {"loss": loss, "cls": cls.detach(), "dcm": dcm.detach(), "lambda": lam.mean().detach(),
                 "calibration": c.detach().mean(), "logits": logits.detach()}

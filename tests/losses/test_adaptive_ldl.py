@@ -1,12 +1,13 @@
-"""LDLVA's adaptive label distribution: hand computations and the lambda gradient's sign."""
+"""LDLVA's adaptive label distribution: hand computations, the lambda_hat gradient against autograd,
+the SimNet's Keras batch norm."""
 import math
 
 import pytest
 import torch
 
-from ferlab.losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_gradient, local_similarity,
-                                        neighbour_distribution, separation_gradient, soft_cross_entropy,
-                                        uncertainty_target)
+from ferlab.losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, KerasBatchNorm1d, lambda_hat_gradient,
+                                        local_similarity, neighbour_distribution, separation_gradient,
+                                        soft_cross_entropy, uncertainty_target)
 
 
 def test_local_similarity_is_exp_of_minus_l1_over_half():
@@ -40,18 +41,66 @@ def test_neighbour_distribution_and_target_by_hand():
     assert soft_cross_entropy(probs, t, torch.tensor([2.0])).item() == pytest.approx(2 * want, rel=1e-5)
 
 
-def test_lambda_gradient_equals_autograd_and_has_the_spec_sign():
+def test_lambda_hat_gradient_equals_autograd_with_respect_to_lambda_hat():
     torch.manual_seed(1)
-    probs = torch.softmax(torch.randn(6, 4), 1)
+    probs = torch.softmax(torch.randn(6, 4, dtype=torch.float64), 1)
+    probs[0] = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)    # a zero probability: the 1e-10 in the logs
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
-    ld = torch.softmax(torch.randn(6, 4), 1)
-    lam = torch.full((6,), 0.6, requires_grad=True)
-    soft_cross_entropy(probs, uncertainty_target(lam, labels, ld)).backward()
-    torch.testing.assert_close(lambda_gradient(probs, labels, ld), lam.grad)
+    ld = torch.softmax(torch.randn(6, 4, dtype=torch.float64), 1)
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0, 1.0], dtype=torch.float64)
+    lam_hat = torch.tensor([-3.0, -0.5, 0.0, 0.5, 0.8, 4.0], dtype=torch.float64, requires_grad=True)
+    lam = torch.sigmoid(lam_hat)
+    soft_cross_entropy(probs, uncertainty_target(lam, labels, ld), w).backward()
+    got = lambda_hat_gradient(probs, labels, ld, lam.detach(), w)
+    torch.testing.assert_close(got, lam_hat.grad)
+    # = dL/dlambda * sigma'(lambda_hat): at most a quarter of dL/dlambda, less the larger |lambda_hat|
+    lam_leaf = lam.detach().requires_grad_(True)
+    soft_cross_entropy(probs, uncertainty_target(lam_leaf, labels, ld), w).backward()
+    ratio = got / lam_leaf.grad
+    torch.testing.assert_close(ratio, lam.detach() * (1 - lam.detach()))
+    assert ratio.max() <= 0.25 and ratio[-1] < 0.02
     # the model favours the given label over the neighbours -> negative gradient -> lambda rises under SGD
-    sure = torch.tensor([[0.9, 0.05, 0.05]])
-    assert lambda_gradient(sure, torch.tensor([0]), torch.tensor([[0.0, 0.5, 0.5]])).item() < 0
-    assert lambda_gradient(sure, torch.tensor([1]), torch.tensor([[1.0, 0.0, 0.0]])).item() > 0
+    sure, half = torch.tensor([[0.9, 0.05, 0.05]]), torch.tensor([0.5])
+    assert lambda_hat_gradient(sure, torch.tensor([0]), torch.tensor([[0.0, 0.5, 0.5]]), half).item() < 0
+    assert lambda_hat_gradient(sure, torch.tensor([1]), torch.tensor([[1.0, 0.0, 0.0]]), half).item() > 0
+
+
+def test_keras_batch_norm_forward_and_moving_statistics_by_hand():
+    bn = KerasBatchNorm1d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, -1.0, 0.25]))
+    x1 = torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.1, -2.0], [2.0, -0.1, 6.0], [6.0, 0.0, 2.0]])
+    x2 = torch.tensor([[0.0, 1.0, 1.0], [2.0, 1.0, 3.0]])
+    mean1, var1 = torch.tensor([3.0, 0.0, 2.0]), torch.tensor([3.5, 0.005, 8.0])     # biased: sum sq / 4
+    y1 = bn(x1)
+    torch.testing.assert_close(y1, (x1 - mean1) / torch.sqrt(var1 + 1e-3) * bn.weight + bn.bias)
+    torch.testing.assert_close(bn.running_mean, 0.01 * mean1)
+    torch.testing.assert_close(bn.running_var, 0.99 * 1.0 + 0.01 * var1)
+    bn(x2)
+    mean2, var2 = torch.tensor([1.0, 1.0, 2.0]), torch.tensor([1.0, 0.0, 1.0])
+    want_mean = 0.99 * (0.01 * mean1) + 0.01 * mean2
+    want_var = 0.99 * (0.99 + 0.01 * var1) + 0.01 * var2
+    torch.testing.assert_close(bn.running_mean, want_mean)
+    torch.testing.assert_close(bn.running_var, want_var)
+    bn.eval()
+    torch.testing.assert_close(bn(x1), (x1 - want_mean) / torch.sqrt(want_var + 1e-3) * bn.weight + bn.bias)
+    # torch's BatchNorm1d on the same batch: eps 1e-5 and the unbiased variance (x 4/3) with momentum 0.1
+    ref = torch.nn.BatchNorm1d(3)
+    ref(x1)
+    torch.testing.assert_close(ref.running_var, 0.9 + 0.1 * var1 * 4 / 3)
+
+
+def test_simnet_batch_norm_is_keras_by_default_and_torch_as_an_option():
+    keras = AdaptiveSimNet(dim=4)
+    norms = [m for m in keras.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(isinstance(m, KerasBatchNorm1d) and m.eps == 1e-3 for m in norms)
+    plain = AdaptiveSimNet(dim=4, batch_norm="torch")
+    norms = [m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2 and all(type(m) is torch.nn.BatchNorm1d and m.eps == 1e-5 for m in norms)
+    assert set(keras.state_dict()) == set(plain.state_dict())           # checkpoints load either way
+    with pytest.raises(ValueError, match="batch_norm"):
+        AdaptiveSimNet(dim=4, batch_norm="sync")
 
 
 def test_centre_loss_and_update_by_hand():
