@@ -24,14 +24,14 @@ def affectnet(root: str | Path, split: str = "train", num_classes: int = 8, imag
               image_size: int = 112, on_bad_image: str = "error") -> FERDataset:
     root = Path(root)
     if split not in CSV:
-        raise ValueError(f"split must be one of {sorted(CSV)}, got {split!r}")
+        raise DatasetError(f"AffectNet split must be one of {', '.join(sorted(CSV))}, got {split!r}")
     if num_classes not in (7, 8):
-        raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
+        raise DatasetError(f"num_classes must be 7 or 8, got {num_classes!r}")
     path = root / CSV[split]
     if not path.is_file():
         raise DatasetError(f"{path}: AffectNet label csv not found")
     paths, labels, va = [], [], []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -46,13 +46,19 @@ def affectnet(root: str | Path, split: str = "train", num_classes: int = 8, imag
                 raise DatasetError(f"{path}:{lineno}: expression {expr} outside 0..10")
             if expr >= num_classes:
                 continue
+            for what, x in (("valence", v), ("arousal", a)):
+                if not -1 <= x <= 1:    # also NaN
+                    raise DatasetError(f"{path}:{lineno}: {what} {x} outside [-1, 1] for an image with "
+                                       f"expression {expr}")
             paths.append(root / image_dir / row["subDirectory_filePath"])
             labels.append(expr)
             va.append((v, a))
+    if not paths:
+        raise DatasetError(f"{path}: no rows with an expression among the {num_classes} classes")
     absent = [p for p in paths if not p.is_file()]
     if absent:
         raise DatasetError(f"{absent[0]}: image listed in {path} not found ({len(absent)} missing)")
     classes = C.AFFECTNET8 if num_classes == 8 else C.AFFECTNET7
     return FERDataset(classes=classes, labels=np.array(labels), paths=paths, va=np.array(va, dtype=np.float32),
                       image_size=image_size, on_bad_image=on_bad_image, name=f"affectnet-{split}",
-                      meta={"root": str(root), "split": split})
+                      meta={"root": str(root / image_dir), "split": split})

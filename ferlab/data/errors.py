@@ -1,5 +1,8 @@
-class DatasetError(ValueError):
-    """A dataset root, label file or image is missing or malformed.
+from ..errors import UserError
 
-    The message always names the offending file (and line, where there is one).
+
+class DatasetError(UserError, ValueError):
+    """A dataset root, label file or image is missing or malformed, or a dataset option is wrong.
+
+    The message always names the offending file (and line, where there is one) or option.
     """

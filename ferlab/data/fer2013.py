@@ -20,9 +20,9 @@ def fer2013_csv(path: str | Path, split: str = "train", image_size: int = 48) ->
     if not path.is_file():
         raise DatasetError(f"{path}: fer2013.csv not found")
     if split not in USAGES:
-        raise ValueError(f"split must be one of {sorted(USAGES)}, got {split!r}")
+        raise DatasetError(f"fer2013 split must be one of {', '.join(sorted(USAGES))}, got {split!r}")
     labels, images, rows = [], [], []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:3]] != ["emotion", "pixels", "Usage"]:
@@ -40,10 +40,13 @@ def fer2013_csv(path: str | Path, split: str = "train", image_size: int = 48) ->
             if not 0 <= lab <= 6:
                 raise DatasetError(f"{path}:{lineno}: emotion {lab} outside 0..6")
             if pix.size != 48 * 48 or pix.min() < 0 or pix.max() > 255:
-                raise DatasetError(f"{path}:{lineno}: expected 2304 pixel values in 0..255, got {pix.size}")
+                raise DatasetError(f"{path}:{lineno}: expected 2304 pixel values in 0..255, got {pix.size} "
+                                   f"values" + (f" in {pix.min()}..{pix.max()}" if pix.size else ""))
             labels.append(lab)
             images.append(pix.astype(np.uint8).reshape(48, 48))
             rows.append(lineno - 2)
+    if not images:
+        raise DatasetError(f"{path}: no rows with Usage {USAGES[split]!r} (split {split!r})")
     return FERDataset(classes=C.FER2013, labels=np.array(labels), images=np.stack(images), image_size=image_size,
                       name=f"fer2013-{split}", meta={"csv": str(path), "split": split, "rows": rows})
 

@@ -31,7 +31,7 @@ def read_votes(label_csv: Path) -> tuple[list[str], np.ndarray]:
     if not label_csv.is_file():
         raise DatasetError(f"{label_csv}: FERPlus label file not found")
     names, votes = [], []
-    with open(label_csv, newline="") as f:
+    with open(label_csv, newline="", encoding="utf-8", errors="replace") as f:
         for lineno, row in enumerate(csv.reader(f), 1):
             if len(row) != 12:
                 raise DatasetError(f"{label_csv}:{lineno}: expected 12 columns "
@@ -44,6 +44,8 @@ def read_votes(label_csv: Path) -> tuple[list[str], np.ndarray]:
                 raise DatasetError(f"{label_csv}:{lineno}: negative vote count")
             names.append(row[0])
             votes.append(v)
+    if not names:
+        raise DatasetError(f"{label_csv}: no rows (an empty FERPlus label file)")
     return names, np.asarray(votes, dtype=np.int64).reshape(-1, 10)
 
 
@@ -63,7 +65,7 @@ def majority_labels(votes: np.ndarray, rule: str = "ferplus") -> np.ndarray:
         top = votes.argmax(1)
         ok = (votes == votes.max(1, keepdims=True)).sum(1) == 1
     else:
-        raise ValueError(f"majority_rule must be one of {MAJORITY_RULES}, got {rule!r}")
+        raise DatasetError(f"majority_rule must be one of {', '.join(MAJORITY_RULES)}, got {rule!r}")
     out = np.where(ok & (top < 8), top, -1)
     return out
 
@@ -79,7 +81,7 @@ def read_fer2013_table(root: Path) -> dict[str, int]:
     if not table.is_file():
         raise DatasetError(f"{table}: needed for label_mode='fer2013' (original FER2013 label per csv row)")
     out: dict[str, int] = {}
-    with open(table, newline="") as f:
+    with open(table, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
         need = {"image_name", "fer2013_emotion"}
         if not need <= set(reader.fieldnames or []):
@@ -144,11 +146,13 @@ def ferplus(root: str | Path, split: str = "train", label_mode: str = "majority"
     """
     root = Path(root)
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        raise DatasetError(f"FERPlus split must be one of {', '.join(sorted(SPLITS))}, got {split!r}")
     if label_mode not in LABEL_MODES:
-        raise ValueError(f"label_mode must be one of {LABEL_MODES}, got {label_mode!r}")
+        raise DatasetError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
     if num_classes not in (7, 8):
-        raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
+        raise DatasetError(f"num_classes must be 7 or 8, got {num_classes!r}")
+    if majority_rule not in MAJORITY_RULES:
+        raise DatasetError(f"majority_rule must be one of {', '.join(MAJORITY_RULES)}, got {majority_rule!r}")
     folder = root / SPLITS[split]
     if not folder.is_dir():
         raise DatasetError(f"{folder}: FERPlus split folder not found (expected ROOT/{SPLITS[split]}/)")

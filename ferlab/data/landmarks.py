@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +83,15 @@ def read_lanet_tensor(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: landmark file not found")
+    import pickle
+
+    from ..errors import REFUSAL, unpickling_refusal
     try:
         t = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise DatasetError(f"{path}: not a tensor file torch.load can read safely ({e})") from e
+    except pickle.UnpicklingError as e:
+        raise DatasetError(f"{path}: refused by the safe loader: {unpickling_refusal(e)}; {REFUSAL}") from None
+    except Exception as e:  # noqa: BLE001 - torch.load on a damaged file raises any type
+        raise DatasetError(f"{path}: truncated or not a torch tensor file ({type(e).__name__})") from e
     if not hasattr(t, "shape") or t.ndim != 3 or t.shape[-1] != 2:
         raise DatasetError(f"{path}: expected a (N, K, 2) landmark tensor, got {getattr(t, 'shape', type(t))}")
     return t.float().numpy()
@@ -103,13 +109,37 @@ def load_landmarks(path: str | Path) -> dict:
         raise DatasetError(f"{path}: landmark file not found (make one with `ferlab landmarks`)")
     try:
         with np.load(path, allow_pickle=False) as z:
-            pts, det, names, meta = z["points"], z["detected"], z["names"], json.loads(str(z["meta"]))
-    except (KeyError, ValueError, OSError) as e:
-        raise DatasetError(f"{path}: not a ferlab landmark file (points, detected, names, meta): {e}") from e
-    if pts.ndim != 3 or pts.shape[-1] != 2:
-        raise DatasetError(f"{path}: points must be (N, K, 2), got {pts.shape}")
-    return {"points": pts, "detected": det, "names": [str(n) for n in names], "image_size": float(meta["image_size"]),
-            "meta": meta}
+            missing = [k for k in ("points", "detected", "names", "meta") if k not in z.files]
+            if missing:
+                raise DatasetError(f"{path}: not a ferlab landmark file: no {', '.join(missing)} "
+                                   f"(it has {', '.join(z.files) or 'nothing'}; make one with `ferlab landmarks`)")
+            pts, det, names, meta = z["points"], z["detected"], z["names"], str(z["meta"])
+    except DatasetError:
+        raise
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:   # not npz, object arrays, truncated
+        raise DatasetError(f"{path}: not a readable .npz landmark file (points, detected, names, meta): "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    try:
+        meta = json.loads(meta)
+        size = float(meta["image_size"])
+    except (ValueError, TypeError, KeyError):
+        raise DatasetError(f"{path}: its meta must be JSON with the image_size the points refer to, "
+                           f"got {meta[:60]!r}") from None
+    if not size > 0:
+        raise DatasetError(f"{path}: meta image_size must be > 0, got {size}")
+    if pts.ndim != 3 or pts.shape[-1] != 2 or not np.issubdtype(pts.dtype, np.number):
+        raise DatasetError(f"{path}: points must be a numeric (N, K, 2) array, got {pts.dtype} {pts.shape}")
+    if len(names) != len(pts) or len(det) != len(pts):
+        raise DatasetError(f"{path}: {len(pts)} point rows, {len(names)} names and {len(det)} detected flags "
+                           f"(one each per image)")
+    names = [str(n) for n in names]
+    bad = ~np.isfinite(pts.reshape(len(pts), -1)).all(1)
+    if bad.any():
+        raise DatasetError(f"{path}: landmarks of {int(bad.sum())} images hold NaN/inf, e.g. {names[int(np.flatnonzero(bad)[0])]!r}")
+    if len(set(names)) != len(names):
+        dup = next(n for i, n in enumerate(names) if n in names[:i])
+        raise DatasetError(f"{path}: image {dup!r} is listed twice")
+    return {"points": pts, "detected": det, "names": names, "image_size": size, "meta": meta}
 
 
 def attach_landmarks(dataset, path: str | Path):
@@ -128,6 +158,8 @@ def attach_landmarks(dataset, path: str | Path):
         pts = pts[[row[m] for m in names]]
     elif len(pts) != n:
         raise DatasetError(f"{path}: {len(pts)} landmark rows for the {n} images of {dataset.name}")
+    if not np.isfinite(pts).all():
+        raise DatasetError(f"{path}: landmarks hold NaN/inf")
     dataset.landmarks = pts.astype(np.float32) * (dataset.image_size / lm["image_size"])
     dataset.meta["landmarks"] = {"file": str(path), **lm["meta"]}
     return dataset

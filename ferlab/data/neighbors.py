@@ -22,10 +22,13 @@ the official CSV ``knn`` column (``;``-separated row indices) is read and writte
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import DatasetError
 
 SPACES = ("va", "pseudo_va", "landmarks", "features")
 
@@ -36,11 +39,11 @@ def nearest(points: np.ndarray, k: int, metric: str = "l1", chunk: int = 2048) -
     x = torch.as_tensor(np.asarray(points, dtype=np.float32))
     n = len(x)
     if not 0 < k < n:
-        raise ValueError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
+        raise DatasetError(f"k must be in [1, {n - 1}] for {n} points, got {k}")
     if metric == "cosine":
         x = torch.nn.functional.normalize(x, dim=1)
     elif metric not in ("l1", "l2"):
-        raise ValueError(f"metric must be 'l1', 'l2' or 'cosine', got {metric!r}")
+        raise DatasetError(f"metric must be 'l1', 'l2' or 'cosine', got {metric!r}")
     knn, dist = [], []
     for lo in range(0, n, chunk):
         q = x[lo:lo + chunk]
@@ -67,28 +70,28 @@ def space_coordinates(dataset, space: str, checkpoint: str | Path | None = None,
                       device: str = "cpu", progress: bool = True) -> tuple[np.ndarray, str]:
     """The (N, A) points of ``dataset`` in ``space`` and the metric that ranks them."""
     if space not in SPACES:
-        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+        raise DatasetError(f"space must be one of {SPACES}, got {space!r}")
     if coordinates is not None:
         pts = np.asarray(coordinates, dtype=np.float32)
         if len(pts) != len(dataset):
-            raise ValueError(f"coordinates have {len(pts)} rows, dataset {dataset.name} has {len(dataset)} samples")
+            raise DatasetError(f"coordinates have {len(pts)} rows, dataset {dataset.name} has {len(dataset)} samples")
         return pts, "cosine" if space == "features" else "l1"
     if space == "va":
         if dataset.va is None:
-            raise ValueError(f"dataset {dataset.name} carries no valence/arousal; use space 'pseudo_va' (a VA "
+            raise DatasetError(f"dataset {dataset.name} carries no valence/arousal; use space 'pseudo_va' (a VA "
                              f"regressor's predictions), 'landmarks' or 'features'")
         return dataset.va, "l1"
     if space == "pseudo_va":
-        raise ValueError("space 'pseudo_va' needs coordinates=: the (N, 2) valence/arousal a VA regressor "
+        raise DatasetError("space 'pseudo_va' needs coordinates=: the (N, 2) valence/arousal a VA regressor "
                          "predicts for this dataset")
     if space == "landmarks":
         if dataset.landmarks is None:
-            raise ValueError(f"dataset {dataset.name} has no landmarks; compute them with `ferlab landmarks`")
+            raise DatasetError(f"dataset {dataset.name} has no landmarks; compute them with `ferlab landmarks`")
         return _normalised_landmarks(dataset.landmarks), "l1"
     if checkpoint is None:
-        raise ValueError("space 'features' needs checkpoint= (a ferlab run's checkpoint)")
+        raise DatasetError("space 'features' needs checkpoint= (a ferlab run's checkpoint)")
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
+        raise DatasetError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
     from ..engine.trainer import load_run_method
     from ..viz.embedding import extract_features
     method, _, dev = load_run_method(checkpoint, device=device)
@@ -123,46 +126,66 @@ def load_neighbors(path: str | Path, n: int | None = None, k: int | None = None)
     has ``n`` rows and at least ``k`` neighbours each, and keep the first ``k``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no neighbour file (build one with `ferlab neighbors`)")
+        raise DatasetError(f"{path}: no neighbour file (build one with `ferlab neighbors`)")
     if path.suffix == ".csv":
         knn = read_knn_csv(path)
         data = {"knn": knn, "similarity": np.ones(knn.shape, np.float32), "space": "csv", "scale": 0.0}
     else:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [key for key in ("knn", "similarity", "space") if key not in z.files]
-            if missing:
-                raise ValueError(f"{path}: not a ferlab neighbour file (missing {missing})")
-            data = {"knn": z["knn"].astype(np.int64), "similarity": z["similarity"].astype(np.float32),
-                    "space": str(z["space"]), "scale": float(z["scale"]) if "scale" in z.files else 0.0}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = [key for key in ("knn", "similarity", "space") if key not in z.files]
+                if missing:
+                    raise DatasetError(f"{path}: not a ferlab neighbour file (missing {', '.join(missing)}; "
+                                       f"it has {', '.join(z.files) or 'nothing'})")
+                knn, sim = z["knn"], z["similarity"]
+                if knn.dtype.kind not in "iu" or sim.dtype.kind not in "fiu" or knn.ndim != 2 or sim.shape != knn.shape:
+                    raise DatasetError(f"{path}: knn must be an (N, K) integer array and similarity an (N, K) "
+                                       f"number array, got knn {knn.dtype} {knn.shape}, similarity {sim.dtype} "
+                                       f"{sim.shape}")
+                data = {"knn": knn.astype(np.int64), "similarity": sim.astype(np.float32),
+                        "space": str(z["space"]), "scale": float(z["scale"]) if "scale" in z.files else 0.0}
+        except DatasetError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:   # object arrays, not npz, truncated
+            raise DatasetError(f"{path}: not a readable .npz neighbour file (knn, similarity, space): "
+                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        if not np.isfinite(data["similarity"]).all() or (data["similarity"] < 0).any():
+            bad = ~np.isfinite(data["similarity"]).all(1) | (data["similarity"] < 0).any(1)
+            raise DatasetError(f"{path}: similarities must be finite and >= 0; row {int(np.flatnonzero(bad)[0])} "
+                               f"is not ({int(bad.sum())} rows)")
+    if len(data["knn"]) == 0 or data["knn"].shape[1] == 0:
+        raise DatasetError(f"{path}: no neighbours in it (knn has shape {data['knn'].shape})")
     if n is not None and len(data["knn"]) != n:
-        raise ValueError(f"{path}: {len(data['knn'])} rows but the training set has {n} samples "
+        raise DatasetError(f"{path}: {len(data['knn'])} rows but the training set has {n} samples "
                          f"(built for another dataset, limit_train or split?)")
     if k is not None:
         if data["knn"].shape[1] < k:
-            raise ValueError(f"{path}: {data['knn'].shape[1]} neighbours per sample, {k} requested")
+            raise DatasetError(f"{path}: {data['knn'].shape[1]} neighbours per sample, {k} requested")
         data["knn"], data["similarity"] = data["knn"][:, :k], data["similarity"][:, :k]
     rows = np.arange(len(data["knn"]))[:, None]
     if (data["knn"] == rows).any() or data["knn"].min() < 0 or data["knn"].max() >= len(data["knn"]):
-        raise ValueError(f"{path}: neighbour indices must be other rows of the same file (0..{len(data['knn']) - 1})")
+        raise DatasetError(f"{path}: neighbour indices must be other rows of the same file (0..{len(data['knn']) - 1})")
     return data
 
 
 def read_knn_csv(path: str | Path, column: str = "knn") -> np.ndarray:
     """The official CSV's ``knn`` column (``;``-separated row indices into the same CSV) -> (N, K)."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
         if column not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: no {column!r} column (have {reader.fieldnames})")
+            raise DatasetError(f"{path}: no {column!r} column (have {reader.fieldnames})")
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                rows.append([int(v) for v in row[column].split(";") if v.strip()])
+                rows.append([int(v) for v in (row[column] or "").split(";") if v.strip()])
             except ValueError:
-                raise ValueError(f"{path}:{line}: {column} must be ';'-separated integers, "
+                raise DatasetError(f"{path}:{line}: {column} must be ';'-separated integers, "
                                  f"got {row[column]!r}") from None
+    if not rows:
+        raise DatasetError(f"{path}: no rows below the header")
     k = min(map(len, rows))
     if k == 0:
-        raise ValueError(f"{path}: a row has an empty {column} column")
+        raise DatasetError(f"{path}: a row has an empty {column} column")
     return np.array([r[:k] for r in rows], dtype=np.int64)
 
 
@@ -179,3 +202,20 @@ def write_knn_csv(path: str | Path, knn: np.ndarray, columns: dict | None = None
             w.writerow([*(columns[c][i] for c in columns), ";".join(str(int(j)) for j in row)])
     tmp.replace(path)
     return path
+
+
+def load_coordinates(path: str | Path) -> np.ndarray:
+    """An ``.npy`` file of (N, 2) predicted valence/arousal (``ferlab neighbors --coordinates``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: coordinates file not found")
+    try:
+        pts = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DatasetError(f"{path}: not a readable .npy array ({str(e).splitlines()[0] if str(e) else '-'})") from e
+    if not isinstance(pts, np.ndarray) or pts.ndim != 2 or pts.dtype.kind not in "fiu":
+        raise DatasetError(f"{path}: expected an (N, A) number array, got {getattr(pts, 'dtype', type(pts))} "
+                           f"{getattr(pts, 'shape', '')}")
+    if not np.isfinite(pts).all():
+        raise DatasetError(f"{path}: coordinates hold NaN/inf")
+    return pts.astype(np.float32)

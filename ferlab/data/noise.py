@@ -14,6 +14,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
+from .errors import DatasetError
+
 KINDS = ("none", "symmetric", "asymmetric", "from_file")
 
 #: Confusions real FER annotators make (FER2013 vs FERPlus majority), by class name.
@@ -28,7 +31,7 @@ def labels_sha256(labels: np.ndarray) -> str:
 def symmetric_noise(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> np.ndarray:
     """Flip each label w.p. ``rate`` to a uniformly drawn *different* class (-1 stays -1)."""
     if not 0 <= rate <= 1:
-        raise ValueError(f"noise rate must be in [0, 1], got {rate}")
+        raise ConfigError(f"noise rate must be in [0, 1], got {rate}")
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.Generator(np.random.PCG64(seed))
     flip = rng.random(len(labels)) < rate
@@ -41,7 +44,7 @@ def symmetric_noise(labels: np.ndarray, rate: float, num_classes: int, seed: int
 def asymmetric_noise(labels: np.ndarray, rate: float, mapping: Mapping[int, int], seed: int) -> np.ndarray:
     """Flip label ``c`` to ``mapping[c]`` w.p. ``rate`` (classes absent from the map never flip)."""
     if not 0 <= rate <= 1:
-        raise ValueError(f"noise rate must be in [0, 1], got {rate}")
+        raise ConfigError(f"noise rate must be in [0, 1], got {rate}")
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.Generator(np.random.PCG64(seed))
     flip = rng.random(len(labels)) < rate
@@ -82,38 +85,67 @@ def make_noisy_labels(clean, num_classes: int, kind: str = "symmetric", rate: fl
         noisy = symmetric_noise(clean, rate, num_classes, seed)
     elif kind == "asymmetric":
         if classes is None:
-            raise ValueError("asymmetric noise needs the class names (classes=...)")
+            raise ConfigError("asymmetric noise needs the class names (classes=...)")
         m = class_map(classes, pairs)
         noisy = asymmetric_noise(clean, rate, m, seed)
         extra["pairs"] = {classes[a]: classes[b] for a, b in m.items()}
     elif kind == "from_file":
         if noisy_labels is None:
-            raise ValueError("kind='from_file' needs noisy_labels")
+            raise ConfigError("kind='from_file' needs noisy_labels")
         noisy = np.asarray(noisy_labels, dtype=np.int64)
         if noisy.shape != clean.shape:
-            raise ValueError(f"noisy labels have {len(noisy)} entries for {len(clean)} samples")
+            raise ConfigError(f"noisy labels have {len(noisy)} entries for {len(clean)} samples")
         seed = None
     else:
-        raise ValueError(f"noise kind must be one of {KINDS}, got {kind!r}")
+        raise ConfigError(f"noise kind must be one of {', '.join(KINDS)}, got {kind!r}")
     return noisy, manifest(clean, noisy, num_classes, kind, rate, seed, **extra)
+
+
+def read_noise_file(path: str | Path, dataset) -> np.ndarray:
+    """The labels a ``<image name> <1-based label>`` file (``ferlab noise --out``, EAC's
+    ``noise0X.txt``) gives the samples of ``dataset``, matched by name
+    (:meth:`~ferlab.data.FERDataset.sample_names`), so row order does not matter; rows for images
+    outside ``dataset`` (a file for the full split, a ``limit_train`` run) are ignored. A name listed
+    twice, or a sample the file does not name, is a :class:`DatasetError` naming the file."""
+    from .rafdb import read_label_list
+    if path is None:
+        raise ConfigError("noise from_file needs a noise file (--noise-file FILE: '<image name> <1-based label>' lines)")
+    path = Path(path)
+    rows = read_label_list(path, dataset.num_classes)
+    if not rows:
+        raise DatasetError(f"{path}: no '<image name> <label>' rows")
+    table = dict(rows)
+    names = dataset.sample_names()
+    seen: set = set()
+    for n in names:
+        if n in seen:
+            raise DatasetError(f"{dataset.name}: two samples are named {n!r}; a noise file needs unique image names")
+        seen.add(n)
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise DatasetError(f"{path}: no label for {len(missing)} of the {len(names)} images of {dataset.name} "
+                           f"({len(rows)} rows), e.g. {', '.join(repr(m) for m in missing[:3])}; the file names "
+                           f"images like {rows[0][0]!r} (a file for another dataset or split?)")
+    return np.array([table[n] for n in names], dtype=np.int64)
 
 
 def apply_noise(dataset, kind: str = "symmetric", rate: float = 0.0, seed: int = 0, pairs=None,
                 noise_file: str | Path | None = None) -> dict:
     """Replace ``dataset.labels`` with noisy labels drawn from its clean labels
-    (``clean_labels`` when present). Returns the manifest."""
+    (``clean_labels`` when present). ``kind='from_file'`` reads ``noise_file`` by image name
+    (:func:`read_noise_file`). Returns the manifest."""
     clean = dataset.clean_labels if dataset.clean_labels is not None else dataset.labels
     noisy_given = None
     if kind == "from_file":
-        from .rafdb import read_label_list
-        rows = read_label_list(Path(noise_file), dataset.num_classes)
-        noisy_given = np.array([lab for _, lab in rows])
+        noisy_given = read_noise_file(noise_file, dataset)
     noisy, man = make_noisy_labels(clean, dataset.num_classes, kind, rate, seed, dataset.classes, pairs, noisy_given)
     if dataset.clean_labels is None:
         dataset.clean_labels = clean.copy()
     dataset.labels = noisy
     man["dataset"] = dataset.name
     man["classes"] = list(dataset.classes)
+    if kind == "from_file":
+        man["noise_file"] = str(noise_file)
     return man
 
 

@@ -13,11 +13,18 @@ LABEL_FILE = "EmoLabel/list_patition_label.txt"
 
 
 def read_label_list(path: Path, num_classes: int = 7) -> list[tuple[str, int]]:
-    """Parse ``<name>.jpg <label>`` lines (1-based labels) -> [(name, 0-based label)]."""
+    """Parse ``<name>.jpg <label>`` lines (1-based labels) -> [(name, 0-based label)]; a name
+    listed twice is an error naming both lines."""
+    return [(name, lab) for _, name, lab in _read_rows(Path(path), num_classes)]
+
+
+def _read_rows(path: Path, num_classes: int) -> list[tuple[int, str, int]]:
+    """(line number, name, 0-based label) of a label list."""
     if not path.is_file():
-        raise DatasetError(f"{path}: RAF-DB label file not found")
-    rows = []
-    with open(path) as f:
+        raise DatasetError(f"{path}: label file not found" if not path.is_dir() else f"{path}: a directory, "
+                           f"expected a '<name> <label>' label file")
+    rows, first = [], {}
+    with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
@@ -30,7 +37,12 @@ def read_label_list(path: Path, num_classes: int = 7) -> list[tuple[str, int]]:
                 raise DatasetError(f"{path}:{lineno}: label {parts[1]!r} is not an integer") from e
             if not 1 <= lab <= num_classes:
                 raise DatasetError(f"{path}:{lineno}: label {lab} outside 1..{num_classes} (RAF-DB labels are 1-based)")
-            rows.append((parts[0], lab - 1))
+            if parts[0] in first:
+                before = first[parts[0]]
+                raise DatasetError(f"{path}:{lineno}: {parts[0]} is listed again (first on line {before[0]}"
+                                   + (f" with label {before[1] + 1}, here {lab})" if before[1] != lab - 1 else ")"))
+            first[parts[0]] = (lineno, lab - 1)
+            rows.append((lineno, parts[0], lab - 1))
     return rows
 
 
@@ -46,8 +58,13 @@ def rafdb(root: str | Path, split: str = "train", noise_file: str | Path | None 
     from the clean list."""
     root = Path(root)
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    rows = [r for r in read_label_list(root / LABEL_FILE) if r[0].startswith(split)]
+        raise DatasetError(f"RAF-DB split must be 'train' or 'test', got {split!r}")
+    every = _read_rows(root / LABEL_FILE, 7)
+    odd = [(line, name) for line, name, _ in every if not name.startswith(("train", "test"))]
+    if odd:
+        raise DatasetError(f"{root / LABEL_FILE}:{odd[0][0]}: image {odd[0][1]!r} is neither a train_ nor a "
+                           f"test_ image (RAF-DB names start with the split)")
+    rows = [(name, lab) for _, name, lab in every if name.startswith(split)]
     if not rows:
         raise DatasetError(f"{root / LABEL_FILE}: no rows whose name starts with {split!r}")
     names = [n for n, _ in rows]

@@ -1,12 +1,24 @@
-"""Atomic full-state checkpoints and text files (temp file + rename) and RNG state capture."""
+"""Atomic full-state checkpoints and text files (temp file + rename), safe checkpoint loading with
+errors that name the file, and RNG state capture."""
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import REFUSAL, CheckpointError, unpickling_refusal
+
+#: what every ferlab run checkpoint holds (``Trainer.state_dict``); resuming needs all of them
+RUN_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step", "rng", "history",
+            "epoch_acc", "config", "num_classes", "labels")
+#: what evaluating or exporting a run needs
+EVAL_KEYS = ("model", "config", "num_classes")
+_TEMP = re.compile(r"^\..+\.tmp(\d+)$")
 
 
 def rng_state() -> dict:
@@ -38,11 +50,15 @@ def _write_atomic(path: str | Path, write, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, mode) as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # e.g. a full disk: no half file left beside the good one
+        raise
 
 
 def save_atomic(obj, path: str | Path) -> None:
@@ -55,5 +71,97 @@ def write_text_atomic(text: str, path: str | Path) -> None:
     _write_atomic(path, lambda f: f.write(text), "w")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the ``.<name>.tmp<pid>`` files that an atomic write killed mid-way left in ``folder``
+    (only those whose process is gone, or this process's own). Returns the removed paths."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for f in folder.iterdir():
+        m = _TEMP.match(f.name)
+        if m and f.is_file() and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
+
+
 def load(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a torch checkpoint safely (``weights_only=True``: tensors, numbers, strings, containers);
+    every failure is a :class:`~ferlab.errors.CheckpointError` that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        where = "is a directory (give a run directory to eval/export, or its checkpoints/last.pt)" \
+            if path.is_dir() else "not found"
+        raise CheckpointError(f"{path}: checkpoint {where}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused by the safe loader: {unpickling_refusal(e)}; {REFUSAL}") from None
+    except PermissionError as e:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({e.strerror})") from e
+    except Exception as e:  # noqa: BLE001 - torch.load on a damaged file raises any type (EOFError, KeyError, ...)
+        detail = (str(e).splitlines() or ["-"])[0].split(". ")[0][:100]
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({size} bytes; torch.load: "
+                              f"{type(e).__name__}: {detail})") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: a torch file holding a {type(obj).__name__}, not a checkpoint dict")
+    return obj
+
+
+def load_run_state(path: str | Path, keys=EVAL_KEYS) -> dict:
+    """A ferlab run checkpoint (``checkpoints/last.pt``) with at least ``keys``
+    (:data:`EVAL_KEYS`; :data:`RUN_KEYS` to resume); other torch files are refused by what they are."""
+    state = load(path)
+    if "model" not in state or "config" not in state:
+        if state.get("format") == "ferlab-inference-v1":
+            what = "an exported inference model (`ferlab export`); load it with ferlab.models.export.load_inference_model"
+        elif "state_dict" in state or (state and all(torch.is_tensor(v) for v in state.values())):
+            n = len(state.get("state_dict", state))
+            what = f"a weights file ({n} entries); use it with --weights, not as a run checkpoint"
+        else:
+            what = f"not a ferlab run checkpoint (keys: {', '.join(sorted(map(str, state))[:8]) or 'none'})"
+        raise CheckpointError(f"{path}: {what}; expected a run's checkpoints/last.pt with {', '.join(EVAL_KEYS)}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete ferlab checkpoint, missing {', '.join(missing)}")
+    if not isinstance(state["model"], dict) or not isinstance(state["config"], dict):
+        raise CheckpointError(f"{path}: 'model' and 'config' must be dicts in a ferlab checkpoint")
+    return state
+
+
+def position(epoch: int, step: int, steps: int | None = None) -> str:
+    """A training position as the logs count it (epochs and steps from 1): checkpoint fields
+    ``epoch`` (epochs completed) and ``step_in_epoch`` (steps done in the next one)."""
+    if step == 0:
+        return f"end of epoch {epoch}" if epoch else "start of training"
+    return f"epoch {epoch + 1} step {step}" + (f" of {steps}" if steps else "")
+
+
+def state_mismatch(expected: dict, found: dict, resizable=()) -> str | None:
+    """How the tensors ``found`` (a checkpoint's ``model``) fail to fit a model whose state dict is
+    ``expected``: missing / unexpected keys and shape differences (keys in ``resizable``, e.g. a
+    method's per-sample buffers, may differ in shape); ``None`` when they fit."""
+    def few(keys):
+        return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
+              if k in found and k not in resizable and torch.is_tensor(found[k])
+              and tuple(found[k].shape) != tuple(expected[k].shape)]
+    parts = [f"{name} {few(keys)}" for name, keys in (("missing", missing), ("unexpected", unexpected),
+                                                     ("shape (checkpoint vs model)", shapes)) if keys]
+    return "; ".join(parts) or None

@@ -1,0 +1,44 @@
+"""The errors ferlab reports to its user as one line instead of a traceback.
+
+Every exception a user can cause with what they give ferlab (a file, a flag, a config value, a run
+directory) derives from :class:`UserError`; its message names the file (and line), key or argument
+and what was expected. ``ferlab`` prints it as ``ferlab <command>: error: <message>`` and exits with
+the class's ``exit_code`` (``--debug`` or ``FERLAB_DEBUG=1`` shows the traceback). Anything else
+escaping the CLI is a bug in ferlab and keeps its traceback.
+
+Subclasses: :class:`ConfigError`, :class:`CheckpointError`, ``ferlab.data.DatasetError``,
+``ferlab.models.WeightsError``, ``ferlab.engine.run_lock.RunLockedError`` and
+``ferlab.engine.trainer.TrainingDiverged`` (exit 3).
+"""
+from __future__ import annotations
+
+import re
+
+
+class UserError(Exception):
+    """Bad input, or a run condition the user must act on; the message says what and where."""
+    exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """A config file, recipe, command-line flag or ``--set`` value is malformed or out of range."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint is missing, truncated, unsafe to read, or belongs to another model or run."""
+
+
+def unpickling_refusal(exc: BaseException) -> str:
+    """What torch's safe loader (``weights_only=True``) refused, without torch's advice to retry
+    unsafely: e.g. ``it asks to call posix.system``."""
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks to call {found.group(1)}"
+    found = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        return f"it is a plain pickle, not a torch tensor file (pickle opcode {found.group(1)})"
+    return "it holds Python objects other than tensors, numbers, strings and containers"
+
+
+REFUSAL = "ferlab never executes code from files, so such files are not read"
