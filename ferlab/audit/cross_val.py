@@ -12,8 +12,8 @@ so rerunning after an interruption only trains what is missing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def fold_run_dirs(cfg, k: int, seed: int = 0) -> list[Path]:
     return [Path(c.out_dir) / c.run_name() for c in (fold_config(cfg, k, i, seed) for i in range(k))]
 
 
-def fold_train_time(run: Path) -> float:
+def train_time(run: Path) -> float:
     """Seconds in the training loop of a run (sum of ``time_s`` over ``metrics.jsonl``), as ``run_grid``."""
     from ..engine.trainer import read_history
     return float(sum(h.get("time_s", 0.0) for h in read_history(run)))
@@ -87,4 +87,4 @@ def cross_val_probs(cfg, k: int = 5, seed: int = 0, device: str = "cpu", train: 
             fit(fold_config(cfg, k, i, seed), resume=resume)
         probs[fold == i] = heldout_probs(run, dataset, np.flatnonzero(fold == i), device)
     return {"probs": probs, "dataset": dataset, "fold": fold, "runs": runs,
-            "train_time_s": [fold_train_time(r) for r in runs]}
+            "train_time_s": [train_time(r) for r in runs]}

@@ -117,18 +117,20 @@ def write_report(audit: LabelAudit, out: str | Path, top_k: int = 48, command: s
     if command:
         info["command"] = command
     files["summary"] = str(out / "label-audit-summary.json")
-    write_text_atomic(json.dumps(_jsonable(info), indent=2), files["summary"])
+    write_text_atomic(json.dumps(jsonable(info), indent=2), files["summary"])
     return info
 
 
-def _jsonable(obj):
-    """NaN -> null, numpy scalars -> Python (strict JSON)."""
+def jsonable(obj):
+    """NaN -> null, numpy scalars and bools -> Python (strict JSON)."""
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, np.integer):
         return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     return obj

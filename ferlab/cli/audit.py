@@ -33,8 +33,8 @@ def _train_flags_given(args) -> list[str]:
 
 
 def _cleanlab_config(args):
-    from .train import config_from_args
     from ..audit import AuditError
+    from .train import config_from_args
     if len(args.runs) > 1:
         raise AuditError(f"--cleanlab takes one run (its config is trained in folds), got {len(args.runs)}")
     if args.runs and args.config:

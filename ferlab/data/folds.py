@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def fold_ids(labels, k: int, seed: int = 0) -> np.ndarray:
-    """(N,) fold index 0..k-1 of each row, stratified by ``labels``.
+    """(N,) fold index 0..k-1 of each row, stratified by ``labels`` (a bad ``k`` / ``fold`` / spec raises
+    :class:`~ferlab.errors.ConfigError` naming ``train_folds``).
 
     The rows of each class (classes in index order, label ``-1`` last) are shuffled with
     ``numpy.random.default_rng(seed)`` and dealt round-robin, continuing the deal across classes,
@@ -18,9 +21,9 @@ def fold_ids(labels, k: int, seed: int = 0) -> np.ndarray:
     """
     labels = np.asarray(labels, dtype=np.int64)
     if not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(f"train_folds: k must be an integer >= 2, got {k!r}")
+        raise ConfigError(f"train_folds: k must be an integer >= 2, got {k!r}")
     if len(labels) < k:
-        raise ValueError(f"train_folds: {len(labels)} rows cannot fill k = {k} folds")
+        raise ConfigError(f"train_folds: {len(labels)} rows cannot fill k = {k} folds")
     rng = np.random.default_rng(seed)
     out = np.empty(len(labels), dtype=np.int64)
     dealt = 0
@@ -35,7 +38,7 @@ def fold_ids(labels, k: int, seed: int = 0) -> np.ndarray:
 def fold_rows(labels, k: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, held-out rows) of fold ``fold`` (both sorted): train = every other fold."""
     if not isinstance(fold, (int, np.integer)) or not 0 <= fold < k:
-        raise ValueError(f"train_folds: fold must be an integer in 0..{k - 1}, got {fold!r}")
+        raise ConfigError(f"train_folds: fold must be an integer in 0..{k - 1}, got {fold!r}")
     ids = fold_ids(labels, k, seed)
     return np.flatnonzero(ids != fold), np.flatnonzero(ids == fold)
 
@@ -43,5 +46,5 @@ def fold_rows(labels, k: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.
 def split_for(labels, spec: dict) -> tuple[np.ndarray, np.ndarray]:
     """:func:`fold_rows` for a ``train_folds`` config entry ``{k, fold, seed}`` (seed optional, 0)."""
     if not isinstance(spec, dict) or not {"k", "fold"} <= set(spec) or set(spec) - {"k", "fold", "seed"}:
-        raise ValueError(f"train_folds must be a mapping with keys k, fold and optionally seed, got {spec!r}")
+        raise ConfigError(f"train_folds must be a mapping with keys k, fold and optionally seed, got {spec!r}")
     return fold_rows(labels, spec["k"], spec["fold"], spec.get("seed", 0))

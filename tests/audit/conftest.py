@@ -54,3 +54,14 @@ def planted_runs(planted_root, tmp_path_factory) -> Path:
     for method in ("baseline", "rul"):
         fit(planted_config(planted_root, out, method, method))
     return out
+
+
+@pytest.fixture(scope="session")
+def planted_folds(planted_runs):
+    """K = 2 fold runs of the planted baseline's own config, beside it (where ``ferlab audit --cleanlab RUN``
+    puts them): (config, ``cross_val_probs`` result, its log lines)."""
+    from ferlab.audit import cross_val_probs
+    cfg = TrainConfig.from_yaml(planted_runs / "baseline" / "config.yaml")
+    logs = []
+    out = cross_val_probs(cfg, k=2, log=logs.append)
+    return cfg, out, logs

@@ -13,27 +13,22 @@ from sklearn.metrics import roc_auc_score
 
 pytest.importorskip("cleanlab", reason="the audit extra is not installed: pip install 'ferlab[audit]'")
 
-from ferlab.audit import AuditError, cleanlab_audit, cross_val_probs, fold_run_dirs, write_csv  # noqa: E402
-from ferlab.audit.probs import predict_probs  # noqa: E402
-from ferlab.cli import main  # noqa: E402
-from ferlab.data.noise import labels_sha256  # noqa: E402
-from ferlab.engine.config import TrainConfig  # noqa: E402
-from ferlab.engine.trainer import load_run_method  # noqa: E402
+from ferlab.audit import AuditError, cleanlab_audit, cross_val_probs, fold_run_dirs, write_csv
+from ferlab.audit.probs import predict_probs
+from ferlab.cli import main
+from ferlab.data.noise import labels_sha256
+from ferlab.engine.trainer import load_run_method
 
 
-@pytest.fixture(scope="module")
-def cv(planted_runs):
-    """Two fold runs of the planted baseline's own config, beside it (where ``ferlab audit --cleanlab RUN`` puts them)."""
-    cfg = TrainConfig.from_yaml(planted_runs / "baseline" / "config.yaml")
-    logs = []
-    out = cross_val_probs(cfg, k=2, log=logs.append)
-    return cfg, out, logs
+@pytest.fixture
+def cv(planted_folds):
+    return planted_folds
 
 
 def test_folds_train_on_the_other_fold_with_the_full_runs_noisy_labels(cv):
-    cfg, out, logs = cv
+    _, out, logs = cv
     ds, fold, probs = out["dataset"], out["fold"], out["probs"]
-    assert [f"fold {i + 1}/2: training" in line for i, line in enumerate(logs)] == [True, True]
+    assert [f"fold {i + 1}/2: training" in line for i, line in enumerate(logs)] == [True, True]   # first call
     assert probs.shape == (len(ds), 4) and np.allclose(probs.sum(1), 1)
     assert sorted(np.bincount(fold)) == [60, 60]
     for i, run in enumerate(out["runs"]):

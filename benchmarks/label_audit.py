@@ -1,0 +1,262 @@
+"""Which signal finds the wrong training labels: every method's in-training signal vs cleanlab.
+
+    python benchmarks/label_audit.py --runs runs/ferplus-cpu --settings sym30 fer2013 --folds 5
+    python benchmarks/label_audit.py --table                       # markdown table from the results JSON
+    python benchmarks/label_audit.py --figure figures/ferplus-cpu-label-audit.png
+
+For each label setting, from the grid's run folders ``<runs>/<method>-<setting>-s<seed>``
+(``benchmarks/run_grid.py``), on the training images whose reference label is known
+(FERPlus: a majority label exists), target = "the given training label differs from the reference"
+(fer2013: the original FER2013 label vs the FERPlus majority; sym30: the label after the planted flips vs
+the majority), it scores:
+
+- every signal of every method run (``ferlab.engine.signals``: CE of the given label for all, and each
+  method's own: RUL uncertainty, DMUE 1 - confidence, LA-Net 1 - mass, LDLVA 1 - lambda);
+- the rank average of the runs' own signals (``ferlab.audit.ranking``);
+- cleanlab: ``find_label_issues`` on K-fold out-of-sample probabilities of the baseline's config
+  (fold runs ``<runs>/baseline-<setting>-s<seed>-fold<i>of<K>``, trained by
+  ``ferlab audit --cleanlab <runs>/baseline-<setting>-s<seed> --folds K``, or here with ``--train-folds``),
+  ranked flagged-first then by 1 - p(given label); and 1 - p(given label) of those probabilities alone.
+
+Metrics: AUROC, average precision, precision at k (``--ks``, default 500 1000 2000), the precision /
+recall of cleanlab's flagged set, a precision-at-k curve; cost = the training each approach needs
+(``train_time_s``: seconds in the training loop summed over ``metrics.jsonl``, one run for an in-training
+signal, K fold runs for cleanlab; CPU seconds when each run had one thread). Results:
+``benchmarks/results/label-audit-<runs folder name>.json`` (settings merged into an existing file).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_grid import git_commit
+from throughput import machine_and_versions
+
+from ferlab.audit import cleanlab_audit, cross_val_probs, default_signal, detection_report, rank_average
+from ferlab.audit.cross_val import train_time
+from ferlab.audit.metrics import precision_at_k, set_precision_recall
+from ferlab.audit.report import jsonable
+from ferlab.engine.checkpoint import write_text_atomic
+from ferlab.engine.config import TrainConfig
+from ferlab.engine.signals import run_signals
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("baseline", "eac", "rul", "dmue", "lanet", "ldlva")
+LABEL = {"label_loss": "CE of the given label", "uncertainty": "uncertainty", "1-confidence": "1 - confidence",
+         "1-confidence_bank": "1 - confidence at its last training step", "1-mass": "1 - bank mass on the label",
+         "1-lambda": "1 - lambda"}
+NAMES = {"baseline": "baseline", "eac": "EAC", "rul": "RUL", "dmue": "DMUE", "lanet": "LA-Net", "ldlva": "LDLVA"}
+
+
+def curve_ks(n: int) -> list[int]:
+    """k values of the precision-at-k curve: 40 log-spaced points from 10 to n."""
+    return sorted({int(k) for k in np.round(np.geomspace(min(10, n), n, 40))}) if n else []
+
+
+def score_entry(name: str, score, wrong, known, ks, **extra) -> dict:
+    """Detection metrics of ``score`` (N,) on the ``known`` rows for the target ``wrong``."""
+    s, w = np.asarray(score, dtype=np.float64)[known], np.asarray(wrong, dtype=bool)[known]
+    rep = detection_report(s, w, ks)
+    ok = np.where(np.isfinite(s), s, -np.inf)
+    rep["precision_curve"] = {str(k): precision_at_k(ok, w, k) for k in curve_ks(len(w))}
+    return {"approach": name, **extra, **rep}
+
+
+def finished(run: Path) -> bool:
+    return (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
+
+
+def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, log=print):
+    """Entries of every signal of every finished method run, plus their rank average; and the target."""
+    entries, own, target, missing = [], [], None, []
+    for method in methods:
+        run = runs_dir / f"{method}-{setting}-s{seed}"
+        if not finished(run):
+            missing.append(str(run))
+            continue
+        t0 = time.time()
+        sig = run_signals(run, device=device, progress=False)
+        log(f"[{setting}] {run.name}: signals ({time.time() - t0:.0f} s)")
+        if target is None:
+            target = {"wrong": sig["flipped"], "known": sig["known"], "n_train": len(sig["known"]), "first": run}
+        elif len(sig["known"]) != target["n_train"] or not np.array_equal(sig["flipped"], target["wrong"]):
+            log(f"[{setting}] {run.name}: other training rows or labels than {target['first'].name}, skipped")
+            continue
+        cost = train_time(run)
+        key = default_signal(sig)
+        own.append((method, sig[key], cost))
+        for name, score in sig.items():
+            if name in ("flipped", "known"):
+                continue
+            entries.append(score_entry(f"{NAMES.get(method, method)}: {LABEL.get(name, name)}", score, target["wrong"],
+                                       target["known"], ks, kind="signal", method=method, signal=name,
+                                       own_signal=name == key, run=str(run), training_runs=1, train_time_s=cost))
+    if len(own) > 1:
+        entries.append(score_entry(f"rank average of the own signals ({', '.join(NAMES.get(m, m) for m, _, _ in own)})",
+                                   rank_average([s for _, s, _ in own]), target["wrong"], target["known"], ks,
+                                   kind="rank_average", methods=[m for m, _, _ in own], training_runs=len(own),
+                                   train_time_s=sum(c for *_, c in own)))
+    return entries, target, missing
+
+
+def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_seed: int, target, ks, device: str,
+                     train: bool, log=print):
+    """cleanlab's entries, or (``[]``, the command that trains the missing fold runs)."""
+    from ferlab.audit.cross_val import fold_run_dirs
+    base = runs_dir / f"baseline-{setting}-s{seed}"
+    if not (base / "config.yaml").is_file():
+        return [], f"python benchmarks/run_grid.py --methods baseline --settings {setting}  # the baseline run first"
+    # folds beside the baseline run, named after it (as `ferlab audit --cleanlab RUN` does)
+    cfg = dataclasses.replace(TrainConfig.from_yaml(base / "config.yaml"), out_dir=str(runs_dir), name=base.name,
+                              progress=False)
+    if not train and not all((r / "summary.json").is_file() for r in fold_run_dirs(cfg, folds, fold_seed)):
+        return [], (f"ferlab audit --cleanlab {base} --folds {folds} --fold-seed {fold_seed} "
+                    f"--out audits/{setting}-cleanlab   # or rerun this script with --train-folds")
+    cv = cross_val_probs(cfg, folds, fold_seed, device=device, log=lambda m: log(f"[{setting}] {m}"))
+    if target is not None and (len(cv["dataset"]) != target["n_train"]):
+        raise SystemExit(f"{setting}: the fold runs' training set has {len(cv['dataset'])} rows, the method runs' "
+                         f"{target['n_train']}")
+    audit = cleanlab_audit(cv["dataset"], cv["probs"])
+    wrong, known = audit.wrong, audit.known
+    cost = float(sum(cv["train_time_s"]))
+    common = {"training_runs": folds, "folds": folds, "fold_seed": fold_seed, "fold_runs": [str(r) for r in cv["runs"]],
+              "train_time_s": cost, "train_time_s_per_fold": cv["train_time_s"]}
+    flagged = set_precision_recall(audit.flagged[known], wrong[known])
+    return [score_entry(f"cleanlab find_label_issues ({folds}-fold baseline probabilities; flagged first)",
+                        audit.suspicion, wrong, known, ks, kind="cleanlab", flagged_set=flagged, **common),
+            score_entry(f"1 - p(given label), {folds}-fold cross-validated baseline",
+                        audit.signals["cleanlab:1-self_confidence"], wrong, known, ks, kind="cross_val_confidence",
+                        **common)], None
+
+
+def table(results: dict) -> str:
+    """Markdown: one block of rows per setting, every approach with its training cost."""
+    lines = []
+    for setting, res in results["settings"].items():
+        ks = res["ks"]
+        header = ("| approach | training needed | train time | AUROC | average precision | "
+                  + " | ".join(f"precision at {k}" for k in ks) + " | cleanlab's flagged set: n, precision, recall |")
+        lines += [(f"**{setting}** ({res['n_wrong']} of {res['n_known']} training labels differ from the reference; "
+                   f"precision of a random pick {res['base_rate']:.3f})"), "", header,
+                  "|---|---|---|---|---|" + "---|" * len(ks) + "---|"]
+        for e in res["approaches"]:
+            runs = f"{e['training_runs']} run{'s' * (e['training_runs'] > 1)}" + \
+                (f" ({e['folds']} folds)" if e.get("folds") else "")
+            fl = e.get("flagged_set")
+            lines.append(f"| {e['approach']} | {runs} | {_duration(e['train_time_s'])} | {_f(e['auroc'])} | "
+                         f"{_f(e['average_precision'])} | "
+                         + " | ".join(_f(e["precision_at_k"].get(str(k))) for k in ks)
+                         + (f" | {fl['flagged']}, {_f(fl['precision'])}, {_f(fl['recall'])} |" if fl else " | |"))
+        if res.get("missing"):
+            lines.append(f"\nnot measured (missing): {', '.join(res['missing'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _f(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
+
+def figure(results: dict, path: Path) -> Path:
+    """Precision at k (log k) per setting: each method's own signal, the baseline's CE, the rank
+    average, cleanlab (its flagged set as a star); the base rate dashed."""
+    import matplotlib.pyplot as plt
+
+    from ferlab.viz.plots import save_figure
+    settings = results["settings"]
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.2 * len(settings), 5.6), squeeze=False)
+    for ax, (setting, res) in zip(axes[0], settings.items()):
+        for e in res["approaches"]:
+            if e["kind"] == "signal" and not (e["own_signal"] or e["method"] == "baseline"):
+                continue
+            if e["kind"] == "cross_val_confidence":
+                continue
+            curve = {int(k): v for k, v in e["precision_curve"].items() if v is not None}
+            style = {"cleanlab": {"color": "black", "lw": 2.2}, "rank_average": {"color": "gray", "lw": 1.6, "ls": "-."}}
+            ax.plot(list(curve), list(curve.values()), label=e["approach"], **style.get(e["kind"], {"lw": 1.3}))
+            if e.get("flagged_set") and e["flagged_set"]["flagged"]:
+                fl = e["flagged_set"]
+                ax.plot([fl["flagged"]], [fl["precision"]], "k*", ms=12, label="cleanlab's flagged set")
+        ax.axhline(res["base_rate"], color="gray", ls="--", lw=1, label="random pick (base rate)")
+        for k in res["ks"]:
+            ax.axvline(k, color="lightgray", lw=0.8, zorder=0)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("k (most suspicious training labels)")
+        ax.set_ylabel("precision at k (share of them that are wrong)")
+        ax.set_title(f"{setting}: {res['n_wrong']} of {res['n_known']} labels differ from the reference", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path.with_suffix(""), ("png",))[0]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", default="runs/ferplus-cpu", help="folder of the grid's runs")
+    ap.add_argument("--settings", nargs="+", default=["sym30", "fer2013"])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--folds", type=int, default=5, help="K of cleanlab's cross-validation")
+    ap.add_argument("--fold-seed", type=int, default=0)
+    ap.add_argument("--train-folds", action="store_true", help="train missing fold runs here (resumable)")
+    ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--results", help="results JSON (default benchmarks/results/label-audit-<runs folder>.json)")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of the results JSON and stop")
+    ap.add_argument("--figure", help="draw the precision-at-k figure of the results JSON to this PNG and stop")
+    args = ap.parse_args(argv)
+    runs_dir = Path(args.runs)
+    out = Path(args.results or ROOT / "benchmarks" / "results" / f"label-audit-{runs_dir.name}.json")
+    if args.table or args.figure:
+        results = json.loads(out.read_text())
+        if args.table:
+            print(table(results))
+        if args.figure:
+            print(f"wrote {figure(results, Path(args.figure))}")
+        return 0
+    results = json.loads(out.read_text()) if out.is_file() else {"settings": {}}
+    for setting in args.settings:
+        entries, target, missing = method_entries(runs_dir, setting, args.seed, args.methods, args.ks, args.device)
+        cl, todo = cleanlab_entries(runs_dir, setting, args.seed, args.folds, args.fold_seed, target, args.ks,
+                                    args.device, args.train_folds)
+        if todo:
+            missing.append(f"cleanlab ({todo})")
+        if target is None and not cl:
+            print(f"[{setting}] nothing to score: no finished run in {runs_dir}", file=sys.stderr)
+            continue
+        ref = entries[0] if entries else cl[0]
+        results["settings"][setting] = {
+            "n_train": target["n_train"] if target else ref["n"], "n_known": ref["n"], "n_wrong": ref["n_wrong"],
+            "base_rate": ref["base_rate"], "ks": args.ks, "approaches": entries + cl, "missing": missing}
+        for e in entries + cl:
+            print(f"[{setting}] {e['approach']}: AUROC {_f(e['auroc'])}, AP {_f(e['average_precision'])}, "
+                  + ", ".join(f"P@{k} {_f(v)}" for k, v in e["precision_at_k"].items())
+                  + (f", flagged {e['flagged_set']['flagged']} (precision {_f(e['flagged_set']['precision'])}, "
+                     f"recall {_f(e['flagged_set']['recall'])})" if e.get("flagged_set") else ""), flush=True)
+        for m in missing:
+            print(f"[{setting}] missing: {m}", flush=True)
+    results.update({"benchmark": "label-audit", "runs_dir": str(runs_dir), "commit": git_commit(),
+                    "command": " ".join(["python", *sys.argv]),
+                    "target": "given training label != reference label (FERPlus majority), on the rows that have one",
+                    "cost": "train_time_s = seconds in the training loop (sum of metrics.jsonl time_s) of the runs "
+                            "an approach needs: 1 run per in-training signal, K fold runs for cleanlab",
+                    **machine_and_versions(torch.device(args.device))})
+    write_text_atomic(json.dumps(jsonable(results), indent=2), out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
