@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import data, demo, evaluate, figures, train
+from . import audit, data, demo, evaluate, figures, train
 from .common import DATASET_FLAGS
 from .train import TRAIN_FLAGS, config_from_args
 
 __all__ = ["DATASET_FLAGS", "TRAIN_FLAGS", "build_parser", "config_from_args", "main"]
 
-SUBCOMMANDS = (train, evaluate, data, demo, figures)
+SUBCOMMANDS = (train, evaluate, data, demo, figures, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

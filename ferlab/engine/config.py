@@ -57,6 +57,10 @@ class TrainConfig:
     log_every: int = 20
     limit_train: int | None = None    # first N training images (smoke runs)
     limit_eval: int | None = None
+    # cross-validation: {k, fold, seed (default 0)} trains on the (noisy) training set minus fold `fold` of a
+    # seeded stratified k-fold split (ferlab.data.folds), drawn AFTER the noise, so every fold sees the full
+    # run's noisy labels; the held-out fold is predicted by ferlab.audit.cross_val. None: the whole set.
+    train_folds: dict | None = None
     train_fit_every: int = 0          # measure memorisation on the training set every N epochs (0: at the end)
     progress: bool = True
 

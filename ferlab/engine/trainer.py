@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import build_dataset
+from ..data.folds import split_for
 from ..data.noise import apply_noise, save_manifest
 from ..data.samplers import epoch_order
 from ..methods import build_method, method_class
@@ -63,14 +64,17 @@ def amp_dtype(cfg: TrainConfig, device: torch.device):
 
 
 def build_train_set(cfg: TrainConfig):
-    """A run's training set as it trains: ``limit_train`` applied, then its noise.
-    Returns (dataset, noise manifest or None)."""
+    """A run's training set as it trains: ``limit_train`` applied, then its noise, then (``train_folds``)
+    the held-out fold removed, so a fold run trains on the same noisy labels as the full run.
+    Returns (dataset, noise manifest of the full set or None)."""
     ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
     if cfg.limit_train:
         ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
     manifest = None
     if cfg.noise != "none":
         manifest = apply_noise(ds, cfg.noise, cfg.noise_rate, cfg.noise_seed, noise_file=cfg.noise_file)
+    if cfg.train_folds:
+        ds = ds.subset(split_for(ds.labels, cfg.train_folds)[0])
     return ds, manifest
 
 
