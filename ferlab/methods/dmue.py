@@ -1,13 +1,16 @@
 """DMUE: Dive into Ambiguity -- latent distribution mining and pairwise uncertainty estimation
 (She et al., CVPR 2021).
 
-A shared trunk (stem .. layer3) feeds C + 1 copies of the last stage: auxiliary branch ``c`` is
+A shared trunk (the stem and every stage but the last: stem .. layer3 of a ResNet) feeds C + 1
+copies of the backbone's last stage (``backbone.stages[-1]``): auxiliary branch ``c`` is
 trained only on samples *not* labelled ``c`` (over the other C - 1 classes) and, applied to the
 samples labelled ``c``, mines their latent label distribution (the soft target of the target
 branch). The target branch's logits are scaled by a per-sample confidence computed from the
 sample's mean similarity to every class in the batch (weighted CE), and a similarity-preserving
 loss ties the auxiliary and target branches. Inference uses the target branch only:
-``export_inference_model()`` returns a plain ResNet whose head is BN-neck -> classifier.
+``export_inference_model()`` returns the plain backbone whose head is BN-neck -> classifier. Any
+backbone with a stage description works (:mod:`ferlab.models.stages`), e.g. ``dlib_resnet29`` at
+any ``out_stage``.
 
 Deviations of the released code, each an explicit option:
 
@@ -94,8 +97,8 @@ class DMUE(Method):
             raise ValueError(f"DMUE needs at least 3 classes (auxiliary branches see C - 1), got {num_classes}")
         C, D = num_classes, backbone.num_features
         backbone.reset_classifier(0)
-        # backbone.layer4 is the target branch; the C auxiliary copies start from the same (pre-trained) weights
-        self.aux_branches = nn.ModuleList(copy.deepcopy(backbone.layer4) for _ in range(C))
+        # the backbone's last stage is the target branch; the C auxiliary copies start from its (pre-trained) weights
+        self.aux_branches = nn.ModuleList(copy.deepcopy(backbone.stages[-1]) for _ in range(C))
         n_necks = {"shared": 1, "per_branch": C + 1, "none": 0}[neck]
         self.necks = nn.ModuleList(nn.BatchNorm1d(D) for _ in range(n_necks))
         for bn in self.necks:
@@ -131,13 +134,18 @@ class DMUE(Method):
         return self.necks[0] if len(self.necks) == 1 else self.necks[branch]
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, 256, H/16, W/16): stem .. layer3, shared by every branch."""
+        """(N, 3, H, W) -> (N, C', h, w): the stem and ``stages[:-1]``, shared by every branch
+        (ResNet-18: stem .. layer3, (N, 256, H/16, W/16))."""
         b = self.backbone
-        return b.layer3(b.layer2(b.layer1(b.forward_stem(x))))
+        return b.forward_stages(b.forward_stem(x), 0, len(b.stages) - 1)
+
+    def target_stage(self, t: torch.Tensor) -> torch.Tensor:
+        """The target branch, the backbone's last stage: trunk output -> (N, D, h', w')."""
+        return self.backbone.stages[-1](t)
 
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, D) target-branch GAP features (what the confidence compares)."""
-        return self.backbone.forward_head(self.backbone.layer4(self.trunk(images)), pre_logits=True)
+        return self.backbone.forward_head(self.target_stage(self.trunk(images)), pre_logits=True)
 
     def _aux(self, c: int, t: torch.Tensor, drop: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.backbone.forward_head(self.aux_branches[c](t), pre_logits=True)
@@ -211,8 +219,9 @@ class DMUE(Method):
         return out
 
     def export_inference_model(self) -> nn.Module:
-        """A standalone :class:`~ferlab.models.ResNet` (trunk -> target stage -> GAP -> BN-neck ->
-        classifier) in eval mode: plain-ResNet cost, the same logits as :meth:`predict`."""
+        """A standalone backbone (:class:`~ferlab.models.ResNet`, :class:`~ferlab.models.DlibResNet`: trunk ->
+        target stage -> GAP -> BN-neck -> classifier) in eval mode: plain-backbone cost, the same logits as
+        :meth:`predict`."""
         net = copy.deepcopy(self.backbone)
         net.fc = nn.Sequential(copy.deepcopy(self.neck(self.num_classes)), copy.deepcopy(self.classifier))
         net.num_classes = self.num_classes
@@ -238,7 +247,7 @@ class DMUE(Method):
             keep = (y != c).nonzero().squeeze(1)
             if len(keep):
                 aux.append((c, keep, *self._aux(c, t[keep])))
-        f = self.backbone.forward_head(self.backbone.layer4(t), pre_logits=True)       # (B, D) pre-dropout
+        f = self.backbone.forward_head(self.target_stage(t), pre_logits=True)          # (B, D) pre-dropout
         h = self.neck(C)(self.dropout(f))
         logits = self.classifier(h)                                                     # (B, C)
         target = logits.new_zeros(len(y), C, dtype=torch.float32)

@@ -1,9 +1,11 @@
 """LA-Net: landmark-aware label distributions and expression-landmark contrast (Wu & Cui, ICCV 2023).
 
-The backbone's stem + layer1 feed two branches: the expression branch (the backbone's own
-layer2-4 + classifier: ``predict`` costs a plain ResNet) and a landmark branch (its own copy of
-layer2-4 and an FPN top-down path to heatmaps at stride 4, trained with the weighted Adaptive
-Wing loss). Each step estimates a label distribution for every sample from its K = 8 batch
+The backbone's stem + first stage (layer1 of a ResNet) feed two branches: the expression branch
+(the backbone's own ``stages[1:]`` + classifier: ``predict`` costs the plain backbone) and a
+landmark branch (its own copy of ``stages[1:]`` and an FPN top-down path to heatmaps at the first
+stage's resolution, stride 4, trained with the weighted Adaptive Wing loss). Any backbone with a
+stage description (:mod:`ferlab.models.stages`) and at least two stages works: ResNet-18's
+layer2-4, or dlib_resnet29's stages 2..``out_stage``. Each step estimates a label distribution for every sample from its K = 8 batch
 neighbours in the expression (u) and landmark (v) feature spaces, averages it into a per-sample
 bank (m = 0.9), and adds KL(target || prediction) to CE; projections of u and v are contrasted
 across modalities against queues of momentum-encoder keys, with positives shared by samples whose
@@ -39,25 +41,31 @@ MS_CELEB_STD = (0.2485, 0.2182, 0.2066)
 EMPTY_LABEL = -10 ** 10      # label of the initial queue entries: never equal to a pseudo label
 
 
-def _channels(layer: nn.Sequential) -> int:
-    last = layer[-1]
-    return (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
-
-
 class LandmarkBranch(nn.Module):
-    """Own copy of the backbone's layer2-4 on layer1's map F1, an FPN top-down path to F1's
-    resolution and a 1x1 heatmap head. ``forward(f1)`` -> heatmaps (B, K, h1, w1), v (B, c1).
-    The lateral and heatmap 1x1 convs are bias-free as the official ones (``bias=True``: with biases;
-    a checkpoint that has them, made before bias-free was the default, loads with them)."""
-    convs = ("lateral1", "lateral2", "lateral3", "lateral4", "heatmap")
+    """Own copy of the backbone's ``stages[1:]`` on the first stage's map F1, an FPN top-down path
+    to F1's resolution and a 1x1 heatmap head. ``forward(f1)`` -> heatmaps (B, K, h1, w1), v (B, c1).
+
+    The copies carry the backbone's stage names (``layer2``..``layer4`` of a ResNet) and
+    ``lateral{i}`` (1x1, ``feature_info[i - 1]["channels"]`` -> c1) reads stage i, so parameter
+    names -- checkpoint keys -- are the backbone's own. The lateral and heatmap 1x1 convs are
+    bias-free as the official ones (``bias=True``: with biases; a checkpoint that has them, made
+    before bias-free was the default, loads with them)."""
 
     def __init__(self, backbone: nn.Module, num_landmarks: int, bias: bool = False):
         super().__init__()
-        self.layer2, self.layer3, self.layer4 = (copy.deepcopy(getattr(backbone, f"layer{i}")) for i in (2, 3, 4))
-        c1, c2, c3, c4 = (_channels(getattr(backbone, f"layer{i}")) for i in (1, 2, 3, 4))
-        self.lateral4, self.lateral3 = nn.Conv2d(c4, c1, 1, bias=bias), nn.Conv2d(c3, c1, 1, bias=bias)
-        self.lateral2, self.lateral1 = nn.Conv2d(c2, c1, 1, bias=bias), nn.Conv2d(c1, c1, 1, bias=bias)
+        if len(backbone.stages) < 2:
+            raise ValueError(f"LA-Net's landmark branch needs a backbone with at least 2 stages (it copies "
+                             f"stages 2..n onto stage 1's map); got {len(backbone.stages)}: {backbone.stage_names}")
+        self.stage_names = tuple(backbone.stage_names[1:])
+        for name, stage in zip(self.stage_names, backbone.stages[1:]):
+            setattr(self, name, copy.deepcopy(stage))
+        channels = [d["channels"] for d in backbone.feature_info]
+        c1 = channels[0]
+        self.lateral_names = tuple(f"lateral{i + 1}" for i in range(len(channels)))
+        for i in reversed(range(len(channels))):        # top-down: lateral4 is made (initialised) first
+            setattr(self, self.lateral_names[i], nn.Conv2d(channels[i], c1, 1, bias=bias))
         self.heatmap = nn.Conv2d(c1, num_landmarks, 1, bias=bias)
+        self.convs = (*self.lateral_names, "heatmap")
         self.num_features = c1
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
@@ -72,14 +80,14 @@ class LandmarkBranch(nn.Module):
         return F.interpolate(p, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward(self, f1: torch.Tensor):
-        c2 = self.layer2(f1)
-        c3 = self.layer3(c2)
-        c4 = self.layer4(c3)
-        p4 = self.lateral4(c4)
-        p3 = self._up(p4, c3) + self.lateral3(c3)
-        p2 = self._up(p3, c2) + self.lateral2(c2)
-        p1 = self._up(p2, f1) + self.lateral1(f1)
-        return self.heatmap(p1), p1.mean((2, 3))
+        c = [f1]                                                  # C1 .. Cn (ResNet: layer1 .. layer4 maps)
+        for name in self.stage_names:
+            c.append(getattr(self, name)(c[-1]))
+        laterals = [getattr(self, name) for name in self.lateral_names]
+        p = laterals[-1](c[-1])                                   # Pn, then P_{n-1} .. P1 top-down
+        for i in reversed(range(len(c) - 1)):
+            p = self._up(p, c[i]) + laterals[i](c[i])
+        return self.heatmap(p), p.mean((2, 3))
 
 
 def _mlp(cin: int, cout: int) -> nn.Sequential:
@@ -98,8 +106,8 @@ class LANetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict:
         b = self.backbone
-        f1 = b.layer1(b.forward_stem(x))
-        u = b.forward_head(b.layer4(b.layer3(b.layer2(f1))), pre_logits=True)
+        f1 = b.forward_stages(b.forward_stem(x), 0, 1)                 # the first stage's map
+        u = b.forward_head(b.forward_stages(f1, 1), pre_logits=True)
         heat, v = self.landmarks(f1)
         return {"logits": b.fc(b.drop(u)), "u": u, "v": v, "heatmaps": heat}
 
