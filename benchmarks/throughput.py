@@ -1,14 +1,19 @@
-"""Training throughput and peak memory of each method's training step (ResNet-18 at 48/112/224 px).
+"""Training throughput and peak memory of each method's training step (ResNet-18 at 48/112/224 px,
+or any registered backbone).
 
 Usage:  python benchmarks/throughput.py [--methods baseline eac rul dmue lanet ldlva] [--device auto]
         [--sizes 48 112 224] [--steps 10] [--repeats 3] [--out benchmarks/results/]
+        python benchmarks/throughput.py --backbone dlib_resnet29 --weights dlib [--backbone-arg out_stage=4]
+        [--backbone-arg norm=frozen] --sizes 112 ...                   # the face-pretrained backbone
         python benchmarks/throughput.py --table benchmarks/results/throughput-cpu.json   # README table
-Writes ``throughput-<device>.json`` with the machine, versions, command, the measured peak FLOP/s
+Writes ``throughput-<device>.json`` (ResNet-18), ``throughput-<device>-<backbone>[-<arg><value>...].json``
+(another backbone / constructor options) with the machine, versions, command, the measured peak FLOP/s
 of the machine (best of large matmuls and a large 3x3 convolution: fp32 on CPU, bf16 on CUDA) and,
 per method and size, images/s, steps/s, peak memory (this process's RSS high-water mark; CUDA
 allocator peak), the step-time ratio to the baseline step, the FLOPs of one training step
 (``torch.utils.flop_counter``: matmuls and convolutions, forward + backward) and the achieved
-fraction of the peak. The step measured is the trainer's: uint8 batch -> device -> batched
+fraction of the peak; each row names its backbone, weights and ``backbone_args``. The input
+normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is the trainer's: uint8 batch -> device -> batched
 augmentation -> forward -> loss -> backward -> optimizer step (AMP + channels_last on CUDA), with
 each method's per-sample state sized by ``setup_train`` on a synthetic training set (LDLVA's
 neighbours from its valence/arousal, LA-Net's landmarks: both carried by the synthetic faces).
@@ -36,7 +41,7 @@ from ferlab.engine.config import TrainConfig
 from ferlab.engine.optim import build_optimizer
 from ferlab.engine.trainer import amp_dtype, resolve_device
 from ferlab.methods import build_method
-from ferlab.models import backbone_info, create_backbone
+from ferlab.models import create_backbone
 
 
 def peak_rss_mib() -> float:
@@ -109,13 +114,15 @@ def kernel_name(opt: torch.optim.Optimizer) -> str:
     return "fused" if opt.defaults.get("fused") else "foreach" if opt.defaults.get("foreach") else "loop"
 
 
-def setup(method_name: str, backbone: str, size: int, batch: int, device: torch.device, channels_last: bool):
-    """A method with its own default augmentation, sized by ``setup_train`` on synthetic faces."""
+def setup(method_name: str, backbone: str, size: int, batch: int, device: torch.device, channels_last: bool,
+          weights: str | None = None, backbone_args: dict | None = None):
+    """A method with its own default augmentation, sized by ``setup_train`` on synthetic faces;
+    ``create_backbone(backbone, weights, **backbone_args)`` with the normalisation of its ``pretrained_cfg``."""
     from ferlab.data.synthetic import synthetic
-    info = backbone_info(backbone)
     torch.manual_seed(0)
-    method = build_method(method_name, create_backbone(backbone, num_classes=7), 7, input_size=size, mean=info["mean"],
-                          std=info["std"]).to(device)
+    net = create_backbone(backbone, weights=weights, num_classes=7, verbose=False, **(backbone_args or {}))
+    info = net.pretrained_cfg
+    method = build_method(method_name, net, 7, input_size=size, mean=info["mean"], std=info["std"]).to(device)
     train_set = synthetic("train", n=max(256, 2 * batch), image_size=size)
     method.setup_train(train_set)
     if channels_last:
@@ -151,9 +158,10 @@ def train_step(method, train_set, i: int, batch: int, device: torch.device, opt,
 
 
 def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-          channels_last: bool, optimizer_impl: str = "auto") -> dict:
+          channels_last: bool, optimizer_impl: str = "auto", weights: str | None = None,
+          backbone_args: dict | None = None) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
-    method, train_set = setup(method_name, backbone, size, batch, device, channels_last)
+    method, train_set = setup(method_name, backbone, size, batch, device, channels_last, weights, backbone_args)
     opt = make_optimizer(method, optimizer_impl)
     amp = amp_dtype(TrainConfig(), device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
@@ -166,7 +174,8 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
         if counter is not None:
             flops = counter.get_total_flops()
     step = median(times[warmup:])
-    return {"method": method_name, "backbone": backbone, "input_size": size, "batch_size": batch,
+    return {"method": method_name, "backbone": backbone, "weights": weights, "backbone_args": dict(backbone_args or {}),
+            "input_size": size, "batch_size": batch,
             "median_step_s": step, "steps_per_s": 1 / step, "images_per_s": batch / step,
             "step_flops": flops, "achieved_flops_per_s": flops / step if flops else None,
             "amp": str(amp) if amp else None, "channels_last": channels_last,
@@ -195,10 +204,59 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_backbone_args(items: list[str]) -> dict:
+    """``["out_stage=3", "norm=batchnorm"]`` -> ``{"out_stage": 3, "norm": "batchnorm"}`` (values as YAML)."""
+    import yaml
+    out = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--backbone-arg expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(val)
+    return out
+
+
+def check_backbone(ap: argparse.ArgumentParser, args) -> dict:
+    """The backbone's constructor options; one-line errors (exit 2) for an unknown backbone or
+    option, missing weights, or a ``--sizes`` entry below the network's minimum input."""
+    import yaml
+
+    from ferlab.models import list_backbones
+
+    def fail(msg: str):
+        ap.exit(2, f"{ap.prog}: error: {msg}\n")
+
+    if args.backbone not in list_backbones():
+        fail(f"--backbone {args.backbone!r} is not registered; available: {', '.join(list_backbones())}")
+    try:
+        backbone_args = parse_backbone_args(args.backbone_arg)
+        net = create_backbone(args.backbone, weights=args.weights, verbose=False, **backbone_args)
+    except (ValueError, TypeError, RuntimeError, OSError, yaml.YAMLError) as e:   # options, weights: one line
+        fail(f"--backbone {args.backbone} --weights {args.weights or '(none)'} --backbone-arg "
+             f"{' '.join(args.backbone_arg) or '(none)'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    small = [s for s in args.sizes if s < net.min_input_size]
+    if small:
+        fail(f"--sizes {' '.join(map(str, small))}: below the minimum input of {args.backbone}"
+             f"{' ' + str(backbone_args) if backbone_args else ''} ({net.min_input_size} px)")
+    return backbone_args
+
+
+def backbone_suffix(backbone: str, backbone_args: dict) -> str:
+    """The result file's backbone part: '' for ResNet-18 (the README's main table), else
+    ``-<backbone>[-<key><value>...]``."""
+    if backbone == "resnet18" and not backbone_args:
+        return ""
+    return "".join([f"-{backbone}", *(f"-{k}{v}" for k, v in sorted(backbone_args.items()))])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=["baseline", "eac", "rul", "dmue", "lanet", "ldlva"])
-    ap.add_argument("--backbone", default="resnet18")
+    ap.add_argument("--backbone", default="resnet18", help="a registered backbone (ferlab.models.list_backbones)")
+    ap.add_argument("--weights", help="named weights of the backbone (dlib_resnet29: dlib) or a checkpoint file; "
+                                      "sets the input normalisation (pretrained_cfg)")
+    ap.add_argument("--backbone-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="a backbone constructor option, repeatable (dlib_resnet29: out_stage=3, norm=batchnorm)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[48, 112, 224])
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
@@ -216,6 +274,7 @@ def main(argv=None) -> int:
     if args.table:
         print(markdown_table(json.loads(Path(args.table).read_text())))
         return 0
+    backbone_args = check_backbone(ap, args)
     device = resolve_device(args.device)
     peak = peak_flops(device)
     print(f"peak {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['kernel']}, {peak['dtype']}; "
@@ -227,7 +286,7 @@ def main(argv=None) -> int:
         for size in args.sizes:
             for name in args.methods:
                 r = in_fresh_process(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup,
-                                     device, device.type == "cuda", args.optimizer_impl)
+                                     device, device.type == "cuda", args.optimizer_impl, args.weights, backbone_args)
                 reps.setdefault((size, name), []).append(r)
                 print(f"[{rep + 1}/{args.repeats}] {name} {args.backbone}@{size}: {r['images_per_s']:.1f} img/s",
                       flush=True)
@@ -255,7 +314,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.optimizer_impl == "auto" else f"-{args.optimizer_impl}"
-    path = out / f"throughput-{device.type}{suffix}.json"
+    path = out / f"throughput-{device.type}{backbone_suffix(args.backbone, backbone_args)}{suffix}.json"
     path.write_text(json.dumps(result, indent=2))
     print(markdown_table(result))
     print(f"wrote {path}")
