@@ -28,17 +28,32 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, truncated, unsafe to read, or belongs to another model or run."""
 
 
-def unpickling_refusal(exc: BaseException) -> str:
+def unpickling_refusal(exc: BaseException) -> str | None:
     """What torch's safe loader (``weights_only=True``) refused, without torch's advice to retry
-    unsafely: e.g. ``it asks to call posix.system``."""
+    unsafely -- ``it asks to call posix.system`` -- or ``None`` when the file is simply not a
+    pickle torch can read (text, truncated bytes: an unsupported opcode)."""
     text = str(exc)
     found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
         return f"it asks to call {found.group(1)}"
-    found = re.search(r"Unsupported operand (\d+)", text)
-    if found:
-        return f"it is a plain pickle, not a torch tensor file (pickle opcode {found.group(1)})"
+    if re.search(r"Unsupported operand|opcode", text):
+        return None
     return "it holds Python objects other than tensors, numbers, strings and containers"
 
 
 REFUSAL = "ferlab never executes code from files, so such files are not read"
+
+
+def numpy_load_problem(exc: BaseException) -> str:
+    """Why ``numpy.load(allow_pickle=False)`` failed, without numpy's advice to load pickles."""
+    text = str(exc)
+    if "pickle" in text or "Object arrays" in text:
+        return "it holds pickled Python objects, not plain number arrays; ferlab never executes code from files"
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def did_you_mean(word, choices) -> str:
+    """`` (did you mean epochs?)`` for a near miss among ``choices``, else ``""``."""
+    import difflib
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

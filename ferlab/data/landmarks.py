@@ -89,8 +89,10 @@ def read_lanet_tensor(path: str | Path) -> np.ndarray:
     try:
         t = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise DatasetError(f"{path}: refused by the safe loader: {unpickling_refusal(e)}; {REFUSAL}") from None
-    except Exception as e:  # noqa: BLE001 - torch.load on a damaged file raises any type
+        refusal = unpickling_refusal(e)
+        raise DatasetError(f"{path}: refused by the safe loader: {refusal}; {REFUSAL}" if refusal
+                           else f"{path}: truncated or not a torch tensor file") from None
+    except Exception as e:  # torch.load on a damaged file raises any type
         raise DatasetError(f"{path}: truncated or not a torch tensor file ({type(e).__name__})") from e
     if not hasattr(t, "shape") or t.ndim != 3 or t.shape[-1] != 2:
         raise DatasetError(f"{path}: expected a (N, K, 2) landmark tensor, got {getattr(t, 'shape', type(t))}")
@@ -113,18 +115,19 @@ def load_landmarks(path: str | Path) -> dict:
             if missing:
                 raise DatasetError(f"{path}: not a ferlab landmark file: no {', '.join(missing)} "
                                    f"(it has {', '.join(z.files) or 'nothing'}; make one with `ferlab landmarks`)")
-            pts, det, names, meta = z["points"], z["detected"], z["names"], str(z["meta"])
+            pts, det, names, raw = z["points"], z["detected"], z["names"], str(z["meta"])
     except DatasetError:
         raise
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:   # not npz, object arrays, truncated
+        from ..errors import numpy_load_problem
         raise DatasetError(f"{path}: not a readable .npz landmark file (points, detected, names, meta): "
-                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                           f"{numpy_load_problem(e)}") from e
     try:
-        meta = json.loads(meta)
+        meta = json.loads(raw)
         size = float(meta["image_size"])
     except (ValueError, TypeError, KeyError):
         raise DatasetError(f"{path}: its meta must be JSON with the image_size the points refer to, "
-                           f"got {meta[:60]!r}") from None
+                           f"got {raw[:60]!r}") from None
     if not size > 0:
         raise DatasetError(f"{path}: meta image_size must be > 0, got {size}")
     if pts.ndim != 3 or pts.shape[-1] != 2 or not np.issubdtype(pts.dtype, np.number):
@@ -135,7 +138,8 @@ def load_landmarks(path: str | Path) -> dict:
     names = [str(n) for n in names]
     bad = ~np.isfinite(pts.reshape(len(pts), -1)).all(1)
     if bad.any():
-        raise DatasetError(f"{path}: landmarks of {int(bad.sum())} images hold NaN/inf, e.g. {names[int(np.flatnonzero(bad)[0])]!r}")
+        first = names[int(np.flatnonzero(bad)[0])]
+        raise DatasetError(f"{path}: landmarks of {int(bad.sum())} images hold NaN/inf, e.g. {first!r}")
     if len(set(names)) != len(names):
         dup = next(n for i, n in enumerate(names) if n in names[:i])
         raise DatasetError(f"{path}: image {dup!r} is listed twice")

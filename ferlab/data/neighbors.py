@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import numpy_load_problem
 from .errors import DatasetError
 
 SPACES = ("va", "pseudo_va", "landmarks", "features")
@@ -148,7 +149,7 @@ def load_neighbors(path: str | Path, n: int | None = None, k: int | None = None)
             raise
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:   # object arrays, not npz, truncated
             raise DatasetError(f"{path}: not a readable .npz neighbour file (knn, similarity, space): "
-                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                               f"{numpy_load_problem(e)}") from e
         if not np.isfinite(data["similarity"]).all() or (data["similarity"] < 0).any():
             bad = ~np.isfinite(data["similarity"]).all(1) | (data["similarity"] < 0).any(1)
             raise DatasetError(f"{path}: similarities must be finite and >= 0; row {int(np.flatnonzero(bad)[0])} "
@@ -212,7 +213,7 @@ def load_coordinates(path: str | Path) -> np.ndarray:
     try:
         pts = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise DatasetError(f"{path}: not a readable .npy array ({str(e).splitlines()[0] if str(e) else '-'})") from e
+        raise DatasetError(f"{path}: not a readable .npy array ({numpy_load_problem(e)})") from e
     if not isinstance(pts, np.ndarray) or pts.ndim != 2 or pts.dtype.kind not in "fiu":
         raise DatasetError(f"{path}: expected an (N, A) number array, got {getattr(pts, 'dtype', type(pts))} "
                            f"{getattr(pts, 'shape', '')}")

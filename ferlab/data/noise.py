@@ -109,7 +109,8 @@ def read_noise_file(path: str | Path, dataset) -> np.ndarray:
     twice, or a sample the file does not name, is a :class:`DatasetError` naming the file."""
     from .rafdb import read_label_list
     if path is None:
-        raise ConfigError("noise from_file needs a noise file (--noise-file FILE: '<image name> <1-based label>' lines)")
+        raise ConfigError("noise from_file needs a noise file (--noise-file FILE: '<image name> <1-based label>' "
+                          "lines)")
     path = Path(path)
     rows = read_label_list(path, dataset.num_classes)
     if not rows:

@@ -110,10 +110,14 @@ def load(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused by the safe loader: {unpickling_refusal(e)}; {REFUSAL}") from None
+        refusal = unpickling_refusal(e)
+        if refusal:
+            raise CheckpointError(f"{path}: refused by the safe loader: {refusal}; {REFUSAL}") from None
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({size} bytes the safe loader "
+                              f"cannot read)") from None
     except PermissionError as e:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({e.strerror})") from e
-    except Exception as e:  # noqa: BLE001 - torch.load on a damaged file raises any type (EOFError, KeyError, ...)
+    except Exception as e:  # torch.load on a damaged file raises any type (EOFError, KeyError, RuntimeError, ...)
         detail = (str(e).splitlines() or ["-"])[0].split(". ")[0][:100]
         raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({size} bytes; torch.load: "
                               f"{type(e).__name__}: {detail})") from e
@@ -128,7 +132,8 @@ def load_run_state(path: str | Path, keys=EVAL_KEYS) -> dict:
     state = load(path)
     if "model" not in state or "config" not in state:
         if state.get("format") == "ferlab-inference-v1":
-            what = "an exported inference model (`ferlab export`); load it with ferlab.models.export.load_inference_model"
+            what = ("an exported inference model (`ferlab export`); load it with "
+                    "ferlab.models.export.load_inference_model")
         elif "state_dict" in state or (state and all(torch.is_tensor(v) for v in state.values())):
             n = len(state.get("state_dict", state))
             what = f"a weights file ({n} entries); use it with --weights, not as a run checkpoint"

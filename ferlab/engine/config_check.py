@@ -11,7 +11,7 @@ import dataclasses
 import inspect
 import math
 
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 
 _PY = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,), "list": (list,)}
 _EXPECT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
@@ -67,7 +67,8 @@ def check_types(cls, d, where: dict | None = None) -> dict:
     if unknown:
         loc = (where or {}).get(unknown[0])
         raise ConfigError(f"{loc + ': ' if loc else ''}unknown config key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(map(str, unknown))}; accepted keys: {', '.join(sorted(types))}")
+                          f"{', '.join(map(str, unknown))}{did_you_mean(unknown[0], types)}; accepted keys: "
+                          f"{', '.join(sorted(types))}")
     out = {}
     for key, val in d.items():
         names, optional = types[key]
@@ -83,8 +84,10 @@ def check_types(cls, d, where: dict | None = None) -> dict:
                 pass
         if names == ("str",) and isinstance(val, (int, float)) and not isinstance(val, bool):
             val = str(val)
-        ok = any(isinstance(val, _PY.get(n, ())) for n in names) and not (
-            isinstance(val, bool) and "bool" not in names)
+        if names == ("str",) and isinstance(val, bool) and {"on", "off"} & set(CHOICES.get(key, ())):
+            val = "on" if val else "off"      # YAML 1.1 reads on/off/yes/no as booleans
+        ok = any(n not in _PY for n in names) or (      # an annotation this check does not know: accepted
+            any(isinstance(val, _PY[n]) for n in names) and not (isinstance(val, bool) and "bool" not in names))
         if not ok:
             expect = " or ".join(_EXPECT.get(n, n) for n in names) + (" (or null)" if optional else "")
             raise ConfigError(f"{_where(key, where)}: expected {expect}, got {_show(val)}")
@@ -126,8 +129,8 @@ def _check_keys(what: str, given: dict, accepted, where, owner: str) -> None:
     unknown = [k for k in given if k not in accepted]
     if unknown:
         key = f"{what}.{unknown[0]}"
-        raise ConfigError(f"{_where(key, where)}: {owner} has no option {', '.join(map(str, unknown))}; "
-                          f"accepted: {', '.join(accepted) or 'none'}")
+        raise ConfigError(f"{_where(key, where)}: {owner} has no option {', '.join(map(str, unknown))}"
+                          f"{did_you_mean(unknown[0], accepted)}; accepted: {', '.join(accepted) or 'none'}")
 
 
 def check_values(cfg, where: dict | None = None) -> None:
@@ -150,13 +153,15 @@ def check_values(cfg, where: dict | None = None) -> None:
         raise ConfigError(f"{_where('sampler', where)}: must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
     from .optim import OPTIMIZER_IMPLS, OPTIMIZERS
     if cfg.optimizer is not None and cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"{_where('optimizer', where)}: must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}")
+        raise ConfigError(f"{_where('optimizer', where)}: must be one of {', '.join(OPTIMIZERS)}, "
+                          f"got {cfg.optimizer!r}")
     if cfg.optimizer_impl not in OPTIMIZER_IMPLS:
         raise ConfigError(f"{_where('optimizer_impl', where)}: must be one of {', '.join(OPTIMIZER_IMPLS)}, "
                           f"got {cfg.optimizer_impl!r}")
     if cfg.milestones is not None and not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0
                                               for m in cfg.milestones):
-        raise ConfigError(f"{_where('milestones', where)}: expected a list of epoch numbers >= 0, got {cfg.milestones!r}")
+        raise ConfigError(f"{_where('milestones', where)}: expected a list of epoch numbers >= 0, "
+                          f"got {cfg.milestones!r}")
     if cfg.scheduler is not None:
         _check_scheduler(cfg, where)
     if cfg.device != "auto":
@@ -164,7 +169,8 @@ def check_values(cfg, where: dict | None = None) -> None:
         try:
             torch.device(cfg.device)
         except RuntimeError:
-            raise ConfigError(f"{_where('device', where)}: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}") from None
+            raise ConfigError(f"{_where('device', where)}: expected auto, cpu, cuda or cuda:N, "
+                              f"got {cfg.device!r}") from None
     _check_names(cfg, where)
 
 
@@ -193,14 +199,14 @@ def _check_names(cfg, where) -> None:
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"{_where('dataset', where)}: unknown dataset {cfg.dataset!r}; available: "
                           f"{', '.join(sorted(DATASETS))}")
-    accepted = accepted_arguments(method_class(cfg.method))
-    if accepted is not None:
-        accepted = [a for a in accepted if a not in TRAINER_SET and a != "augment"]
-        _check_keys("method_args", cfg.method_args, accepted, where, f"method {cfg.method}")
     clash = [k for k in cfg.method_args if k in TRAINER_SET or k == "augment"]
     if clash:
         raise ConfigError(f"{_where('method_args.' + clash[0], where)}: set by the trainer (use the top-level key "
                           f"{'augment' if clash[0] == 'augment' else 'input_size / backbone'} instead)")
+    accepted = accepted_arguments(method_class(cfg.method))
+    if accepted is not None:
+        accepted = [a for a in accepted if a not in TRAINER_SET and a != "augment"]
+        _check_keys("method_args", cfg.method_args, accepted, where, f"method {cfg.method}")
     from ..data.registry import _LOADERS, dataset_options
     if cfg.dataset not in _LOADERS:   # a dataset registered by the user: its loader checks its options
         return
@@ -227,8 +233,9 @@ def read_yaml(path) -> tuple[dict, dict[str, str], dict[str, dict[str, str]]]:
     """A config / recipe file -> (its mapping, key -> "path:line", preset -> {key -> "path:line"}).
     Unreadable files, YAML syntax errors and a top level that is not a mapping are ConfigErrors
     naming the file (and line)."""
-    import yaml
     from pathlib import Path
+
+    import yaml
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
