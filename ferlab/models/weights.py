@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..errors import REFUSAL, UserError, unpickling_refusal
+
 FORMATS = ("msceleb", "vggface2_pkl", "dmue", "torchvision")
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -32,7 +34,7 @@ _NUMPY_GLOBALS = {
 }
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """A weight file could not be read safely or does not fit the backbone."""
 
 
@@ -68,14 +70,17 @@ class LoadReport:
 
     @property
     def match(self) -> float:
-        total = len(self.loaded) + len(self.missing) + len(self.shape_mismatch)
+        """loaded / (loaded + missing + shape mismatches + unexpected): tensors of the file that the
+        backbone has no place for count against the match (weights of a deeper network of the same
+        family would otherwise fill a shallower one "100%")."""
+        total = len(self.loaded) + len(self.missing) + len(self.shape_mismatch) + len(self.unexpected)
         return len(self.loaded) / max(total, 1)
 
     def __str__(self) -> str:
         def few(keys):
             return ", ".join(keys[:6]) + (f", ... (+{len(keys) - 6})" if len(keys) > 6 else "")
         lines = [f"weights {self.path} [{self.format}]: loaded {len(self.loaded)} backbone tensors "
-                 f"({100 * self.match:.1f}% of the backbone)"]
+                 f"({100 * self.match:.1f}% match, unexpected file tensors counted)"]
         for name in ("missing", "unexpected", "shape_mismatch"):
             keys = getattr(self, name)
             if keys:
@@ -100,9 +105,12 @@ def read_checkpoint(path: str | Path, fmt: str | None = None) -> tuple[dict[str,
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise WeightsError(f"{path}: refused by torch.load(weights_only=True): {e}") from None
-    except Exception as e:
-        raise WeightsError(f"{path}: not a readable torch checkpoint ({e})") from e
+        refusal = unpickling_refusal(e)
+        raise WeightsError(f"{path}: refused by the safe loader (torch.load weights_only=True): {refusal}; {REFUSAL}"
+                           if refusal else f"{path}: truncated or not a torch weight file") from None
+    except Exception as e:  # torch.load on a damaged file raises any type
+        detail = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[0][:100]
+        raise WeightsError(f"{path}: truncated or not a torch weight file ({detail})") from e
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict, got {type(obj).__name__}")
     detected = "torchvision"
@@ -147,7 +155,9 @@ def load_backbone_weights(model: nn.Module, path: str | Path, fmt: str | None = 
     if verbose:
         print(rep)
     if rep.match < min_match:
-        raise WeightsError(f"{path}: only {100 * rep.match:.1f}% of the backbone's tensors match "
-                           f"(need {100 * min_match:.0f}%); wrong backbone for this file?\n{rep}")
+        detail = "; ".join(line.strip() for line in str(rep).splitlines()[1:])
+        raise WeightsError(f"{path}: only {100 * rep.match:.1f}% of the backbone's tensors match (need "
+                           f"{100 * min_match:.0f}%; file tensors it has no place for count against it): "
+                           f"weights of another architecture? {detail}")
     model.load_state_dict(new, strict=False)
     return rep
