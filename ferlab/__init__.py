@@ -1,9 +1,11 @@
 """ferlab: facial expression recognition under noisy and ambiguous labels.
 
-EAC, RUL, DMUE (LA-Net and LDLVA to come) behind one data pipeline (``ferlab.data``), one
-trainer and evaluation protocol (``ferlab.engine``), method registry (``ferlab.methods``),
-backbones (``ferlab.models``) and figures (``ferlab.viz``, ``ferlab figures``).
-Submodules are imported on demand, so ``import ferlab`` stays cheap.
+Five published methods -- EAC, RUL, DMUE, LA-Net and LDLVA -- and a cross-entropy baseline
+(``ferlab.methods``) behind one data pipeline (``ferlab.data``: FERPlus, RAF-DB, FER2013, AffectNet,
+any class-folder dataset, synthetic faces; label noise), one trainer and evaluation protocol
+(``ferlab.engine``), backbones with safe weight loading (``ferlab.models``), inference on image files
+(``ferlab.predictor.Predictor``), figures (``ferlab.viz``, ``ferlab.figures``) and the ``ferlab``
+command. Submodules are imported on demand, so ``import ferlab`` stays cheap.
 """
 from importlib.metadata import PackageNotFoundError, version
 

@@ -4,31 +4,58 @@ datasets), :mod:`.figures`, :mod:`.demo`."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from . import audit, data, demo, evaluate, figures, train
+from . import audit, data, demo, evaluate, figures, predict, train
 from .common import DATASET_FLAGS
 from .train import TRAIN_FLAGS, config_from_args
 
 __all__ = ["DATASET_FLAGS", "TRAIN_FLAGS", "build_parser", "config_from_args", "main"]
 
-SUBCOMMANDS = (train, evaluate, data, demo, figures, audit)
+SUBCOMMANDS = (train, evaluate, predict, data, demo, figures, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ferlab", description="Facial expression recognition under noisy labels.")
+    from .. import __version__
+    from .common import Parser
+    ap = Parser(prog="ferlab", description="Facial expression recognition under noisy labels.")
+    ap.add_argument("--version", action="version", version=f"ferlab {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(sub)
     return ap
 
 
+def _add_debug_flag(ap: argparse.ArgumentParser) -> None:
+    help_ = "on an error, show the Python traceback (also: FERLAB_DEBUG=1)"
+    ap.add_argument("--debug", action="store_true", help=help_)
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                if not any("--debug" in a.option_strings for a in p._actions):
+                    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_)
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from ..data.errors import DatasetError
-    from ..models.weights import WeightsError
+    """Run one ``ferlab`` command. A :class:`~ferlab.errors.UserError` (bad file, flag, config value,
+    checkpoint, busy run directory, diverged training) is printed as one line ``ferlab <command>: error:
+    ...`` and returns its exit code (2; 3 for a diverged run) -- ``--debug`` or ``FERLAB_DEBUG=1``
+    re-raises it with its traceback. Any other exception is a bug and keeps its traceback."""
+    ap = build_parser()
+    _add_debug_flag(ap)
+    args = ap.parse_args(argv)
+    from ..errors import UserError
+    debug = getattr(args, "debug", False) or os.environ.get("FERLAB_DEBUG", "0") not in ("", "0")
     try:
         return args.func(args)
-    except (DatasetError, WeightsError) as e:
+    except UserError as e:
+        if debug:
+            raise
         print(f"ferlab {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"ferlab {args.command}: interrupted", file=sys.stderr)
+        return 130

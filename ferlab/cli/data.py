@@ -4,16 +4,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .common import add_dataset_flags, add_split_flags, dataset_args
+from .common import add_command, add_dataset_flags, add_root_flag, add_split_flags, dataset_args, dataset_names, device_arg
 
 
 def cmd_noise(args) -> int:
     from ..data import build_dataset
     from ..data.noise import apply_noise, save_manifest
+    from ..errors import ConfigError
+    if not 0 <= args.rate <= 1:
+        raise ConfigError(f"--rate: must be in [0, 1], got {args.rate}")
+    if args.kind == "from_file" and not args.noise_file:
+        raise ConfigError("--kind from_file needs --noise-file FILE ('<image name> <1-based label>' lines)")
     ds_args = dataset_args(args)
     ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
     man = apply_noise(ds, args.kind, args.rate, args.seed, noise_file=args.noise_file)
-    names = ds.meta.get("names") or [f"{i:06d}" for i in range(len(ds))]
+    names = ds.sample_names()
     if args.out:
         from ..data.rafdb import write_label_list
         write_label_list(Path(args.out), list(zip(names, ds.labels.tolist())))
@@ -27,9 +32,7 @@ def cmd_noise(args) -> int:
 
 
 def cmd_neighbors(args) -> int:
-    import numpy as np
-
-    from ..data.neighbors import build_neighbors, save_neighbors
+    from ..data.neighbors import build_neighbors, load_coordinates, save_neighbors
     from ..engine.config import TrainConfig
     if args.config:
         from ..engine.trainer import build_train_set
@@ -40,12 +43,9 @@ def cmd_neighbors(args) -> int:
         ds = build_dataset(args.dataset, args.data_root, args.split, **ds_args)
     if args.space == "features":
         ds.preload(progress=not args.no_progress)
-    coords = np.load(args.coordinates) if args.coordinates else None
-    try:
-        nb = build_neighbors(ds, args.space, args.k, scale=args.scale, checkpoint=args.checkpoint, coordinates=coords,
-                             device=args.device, progress=not args.no_progress)
-    except ValueError as e:
-        raise SystemExit(f"ferlab neighbors: {e}") from None
+    coords = load_coordinates(args.coordinates) if args.coordinates else None
+    nb = build_neighbors(ds, args.space, args.k, scale=args.scale, checkpoint=args.checkpoint, coordinates=coords,
+                         device=args.device, progress=not args.no_progress)
     out = save_neighbors(nb, args.out)
     print(f"{ds.name}: {len(nb['knn'])} samples x {args.k} neighbours in space {args.space} (scale {nb['scale']:.4g}, "
           f"mean similarity {nb['similarity'].mean():.3f}) -> {out}; use method_args.neighbors={out}")
@@ -64,7 +64,8 @@ def cmd_landmarks(args) -> int:
         lm = detect_landmarks(ds, detect_size=args.detect_size, fallback_box=args.fallback_box,
                               progress=not args.no_progress)
     except ImportError as e:
-        raise SystemExit(f"ferlab landmarks: {e}") from None
+        from ..errors import UserError
+        raise UserError(str(e)) from None
     names = [os.path.basename(p) for p in ds.paths] if ds.paths is not None else [str(i) for i in range(len(ds))]
     out = save_landmarks(args.out, lm["points"], lm["detected"], names, lm["meta"])
     m = lm["meta"]
@@ -80,8 +81,8 @@ def cmd_datasets(args) -> int:
             root = find_data_root(name) if name != "synthetic" else "(generated)"
             print(f"{name:10s} {root or '-'}")
         return 0
-    splits = {"ferplus": ["train", "val", "test"], "rafdb": ["train", "test"], "affectnet": ["train", "val"],
-              "fer2013": ["train", "val", "test"], "synthetic": ["train", "val", "test"]}.get(args.name, ["train"])
+    from ..data.registry import dataset_splits
+    splits = dataset_splits(args.name, args.root or find_data_root(args.name))
     ds_args = dataset_args(args)
     for split in splits:
         ds = build_dataset(args.name, args.root, split, **ds_args)
@@ -90,46 +91,70 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+NOISE_EXAMPLES = """examples:
+  ferlab noise --dataset ferplus --kind symmetric --rate 0.3 --seed 0 --out noisy.txt
+  ferlab noise --dataset folder --data-root faces --rate 0.3 --out faces-noise30.txt
+  ferlab train --dataset folder --data-root faces --noise from_file --noise-file faces-noise30.txt"""
+NEIGHBORS_EXAMPLES = """examples:
+  ferlab neighbors --dataset synthetic --space va --out knn.npz
+  ferlab neighbors --config recipes/ldlva/ferplus.yaml --preset cpu --space features \\
+                   --checkpoint runs/ferplus-cpu/baseline-sym30-s0/checkpoints/last.pt --out knn.npz"""
+LANDMARKS_EXAMPLES = """examples:
+  ferlab landmarks --dataset ferplus --split train --out landmarks/ferplus-train.npz
+  ferlab landmarks --dataset folder --data-root faces --split train --out faces-train-landmarks.npz"""
+DATASETS_EXAMPLES = """examples:
+  ferlab datasets                          # registered datasets and where their data was found
+  ferlab datasets ferplus                  # validate a root and count every split
+  ferlab datasets folder --root faces      # your own DIR/<split>/<class>/*.jpg"""
+
+
 def add_parser(sub) -> None:
-    no = sub.add_parser("noise", help="write noisy training labels + manifest")
-    no.add_argument("--dataset", required=True)
-    no.add_argument("--data-root", dest="data_root")
-    no.add_argument("--split", default="train")
-    no.add_argument("--kind", default="symmetric", help="symmetric | asymmetric | from_file")
-    no.add_argument("--rate", type=float, default=0.3)
-    no.add_argument("--seed", type=int, default=0)
-    no.add_argument("--noise-file", dest="noise_file", help="with --kind from_file")
-    no.add_argument("--out", help="write the noisy labels here (EAC noise0X.txt format)")
-    no.add_argument("--manifest", help="manifest JSON path (default: OUT.json or noise.json)")
+    no = add_command(sub, "noise", "write noisy training labels + manifest", NOISE_EXAMPLES)
+    no.add_argument("--dataset", required=True, choices=dataset_names(), help="registered dataset")
+    add_root_flag(no)
+    no.add_argument("--split", default="train", help="split whose labels are made noisy")
+    no.add_argument("--kind", default="symmetric", choices=("symmetric", "asymmetric", "from_file"),
+                    help="symmetric: flip to a uniformly drawn other class; asymmetric: class pairs; "
+                         "from_file: the labels of --noise-file")
+    no.add_argument("--rate", type=float, default=0.3, help="share of labels to flip")
+    no.add_argument("--seed", type=int, default=0, help="seed of the draw (same seed, same labels everywhere)")
+    no.add_argument("--noise-file", dest="noise_file", metavar="FILE",
+                    help="--kind from_file: '<image name> <1-based label>' lines")
+    no.add_argument("--out", metavar="FILE", help="write the noisy labels here, '<image name> <1-based label>' "
+                                                 "(EAC noise0X.txt format; folder: names are <class>/<file>)")
+    no.add_argument("--manifest", metavar="FILE", help="manifest JSON path (default: OUT.json or noise.json)")
     add_dataset_flags(no)
     no.set_defaults(func=cmd_noise)
 
-    nb = sub.add_parser("neighbors", help="K nearest training samples in a label-free space (LDLVA's knn)")
-    nb.add_argument("--config", help="recipe / run config: its training set (limit_train applied)")
-    nb.add_argument("--preset")
+    nb = add_command(sub, "neighbors", "K nearest training samples in a label-free space (LDLVA's knn)",
+                     NEIGHBORS_EXAMPLES)
+    nb.add_argument("--config", metavar="YAML", help="recipe / run config: its training set (limit_train applied)")
+    nb.add_argument("--preset", help="preset of the --config recipe")
     add_split_flags(nb, "synthetic", "without --config")
-    nb.add_argument("--space", default="va", choices=("va", "landmarks", "features", "pseudo_va"))
+    nb.add_argument("--space", default="va", choices=("va", "landmarks", "features", "pseudo_va"),
+                    help="valence/arousal, landmarks, a checkpoint's features, or predicted VA coordinates")
     nb.add_argument("--checkpoint", help="space features: a ferlab run checkpoint")
     nb.add_argument("--coordinates", help="space pseudo_va: .npy (N, 2) predicted valence/arousal")
-    nb.add_argument("-k", "--k", type=int, default=8)
+    nb.add_argument("-k", "--k", type=int, default=8, help="neighbours per sample")
     nb.add_argument("--scale", type=float,
                     help="a_ij = exp(-d / scale) (default 0.5 for VA, mean K-NN distance otherwise)")
-    nb.add_argument("--device", default="cpu")
+    nb.add_argument("--device", type=device_arg, default="cpu", help="where features are computed (space features)")
     nb.add_argument("--out", required=True, help="output .npz")
-    nb.add_argument("--no-progress", action="store_true")
+    nb.add_argument("--no-progress", action="store_true", help="no progress bars")
     nb.set_defaults(func=cmd_neighbors)
 
-    lm = sub.add_parser("landmarks", help="detect 68 facial landmarks of every image of a split (offline, dlib)")
+    lm = add_command(sub, "landmarks", "detect 68 facial landmarks of every image of a split (offline, dlib)",
+                     LANDMARKS_EXAMPLES)
     add_split_flags(lm, "ferplus")
     lm.add_argument("--detect-size", type=int, default=144, help="upscale images to this side for the detector")
     lm.add_argument("--fallback-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
                     help="face box (fractions of the image) where no face is found (default: the median detection)")
     lm.add_argument("--out", required=True, help="output .npz")
-    lm.add_argument("--no-progress", action="store_true")
+    lm.add_argument("--no-progress", action="store_true", help="no progress bars")
     lm.set_defaults(func=cmd_landmarks)
 
-    ds = sub.add_parser("datasets", help="list datasets, or validate a root and count its splits")
-    ds.add_argument("name", nargs="?")
-    ds.add_argument("--root")
+    ds = add_command(sub, "datasets", "list datasets, or validate a root and count every split", DATASETS_EXAMPLES)
+    ds.add_argument("name", nargs="?", choices=dataset_names(), help="dataset to validate (default: list them all)")
+    add_root_flag(ds, "--root")
     add_dataset_flags(ds)
     ds.set_defaults(func=cmd_datasets)

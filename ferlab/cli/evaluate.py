@@ -4,15 +4,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import parse_value
+from .common import parse_key_value
 
 
 def checkpoint_path(run: str) -> Path:
-    """A run directory or a checkpoint file -> the checkpoint file (exits with a message if there is none)."""
+    """A run directory or a checkpoint file -> the checkpoint file (a CheckpointError naming where
+    it looked if there is none)."""
+    from ..errors import CheckpointError
     path = Path(run)
     ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
     if not ck.is_file():
-        raise SystemExit(f"{ck}: no checkpoint (give a run directory or a .pt file)")
+        what = "the run directory has no checkpoints/last.pt" if path.is_dir() else "no such file or run directory"
+        raise CheckpointError(f"{ck}: no checkpoint ({what}); give a run directory or its checkpoints/last.pt")
     return ck
 
 
@@ -21,10 +24,8 @@ def cmd_eval(args) -> int:
     ck = checkpoint_path(args.run)
     overrides = {}
     for item in args.dataset_arg or []:
-        key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--dataset-arg expects KEY=VALUE, got {item!r}")
-        overrides[key] = parse_value(val)
+        key, val = parse_key_value(item, "--dataset-arg")
+        overrides[key] = val
     rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress, dataset_args=overrides)
     if args.json:
         print(json.dumps(rep))
@@ -37,36 +38,55 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..engine.trainer import load_run_method
+    from ..engine import checkpoint as ckpt
+    from ..engine.trainer import method_from_state
     from ..models.export import save_inference_model
+    from ..predictor import checkpoint_metadata
     ck = checkpoint_path(args.run)
-    method, cfg, _ = load_run_method(ck, "cpu")
+    state = ckpt.load_run_state(ck)
+    method, cfg, _ = method_from_state(state, "cpu", source=str(ck))
+    classes, image_size = checkpoint_metadata(state)
     try:
         net = method.export_inference_model()
     except NotImplementedError as e:
-        raise SystemExit(f"ferlab export: {e}") from None
+        from ..errors import UserError
+        raise UserError(f"{ck}: {e}") from None
     out = Path(args.out or (ck.parent.parent / "inference.pt"))
     save_inference_model(net, out, backbone=cfg.backbone, method=cfg.method, input_size=cfg.input_size,
-                         mean=list(method.mean), std=list(method.std), dataset=cfg.dataset, source=str(ck))
+                         mean=list(method.mean), std=list(method.std), dataset=cfg.dataset, source=str(ck),
+                         classes=classes, image_size=image_size)
     n_full = sum(p.numel() for p in method.parameters())
     n_net = sum(p.numel() for p in net.parameters())
     print(f"wrote {out}: {cfg.method} -> {type(net).__name__} {cfg.backbone} ({n_net / 1e6:.2f}M parameters, "
-          f"training model {n_full / 1e6:.2f}M); load with ferlab.models.export.load_inference_model")
+          f"training model {n_full / 1e6:.2f}M), classes {classes}; predict with `ferlab predict {out} "
+          f"IMAGES` or ferlab.predictor.Predictor.load")
     return 0
 
 
+EVAL_EXAMPLES = """examples:
+  ferlab eval runs/eac-faces --split test
+  ferlab eval runs/eac-faces/checkpoints/best.pt --split val --json
+  ferlab eval runs/ferplus-cpu/eac-sym30-s0 --dataset-arg exclude_train_duplicates=true"""
+EXPORT_EXAMPLES = """examples:
+  ferlab export runs/eac-faces --out eac-faces.pt
+  ferlab predict eac-faces.pt new_faces/ --out preds.csv"""
+
+
 def add_parser(sub) -> None:
-    ev = sub.add_parser("eval", help="evaluate a run's checkpoint on one split")
-    ev.add_argument("run", help="run directory or checkpoint file")
-    ev.add_argument("--split", default="test", help="test | val | a dataset split name")
-    ev.add_argument("--device", default="auto")
+    from .common import add_command, device_arg
+    ev = add_command(sub, "eval", "evaluate a run's checkpoint on one split", EVAL_EXAMPLES)
+    ev.add_argument("run", help="run directory (its checkpoints/last.pt) or a checkpoint file (e.g. best.pt)")
+    ev.add_argument("--split", default="test",
+                    help="test | val (the run's own; val may be its --val-fraction hold-out) | a dataset split name")
+    ev.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ev.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
                     help="override an evaluation dataset argument, e.g. exclude_train_duplicates=true (FERPlus)")
-    ev.add_argument("--json", action="store_true")
-    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--json", action="store_true", help="print the report (accuracy, confusion, ...) as JSON")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
-    ex = sub.add_parser("export", help="write a run's standalone inference model (plain ResNet, e.g. DMUE's target branch)")
+    ex = add_command(sub, "export", "write a run's standalone inference model (plain backbone + classifier, "
+                                    "e.g. DMUE's target branch) with its classes and transform", EXPORT_EXAMPLES)
     ex.add_argument("run", help="run directory or checkpoint file")
-    ex.add_argument("--out", help="output file (default: RUN/inference.pt)")
+    ex.add_argument("--out", metavar="FILE", help="output file (default: RUN/inference.pt)")
     ex.set_defaults(func=cmd_export)

@@ -1,9 +1,10 @@
 """``ferlab train``: build a TrainConfig from a recipe, flags and ``--set``, then fit."""
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from .common import DATASET_FLAGS, add_dataset_flags, parse_value
+from .common import DATASET_FLAGS, add_command, add_dataset_flags, dataset_names, device_arg, parse_key_value
 
 if TYPE_CHECKING:
     from ..engine.config import TrainConfig
@@ -15,59 +16,184 @@ TRAIN_FLAGS = {
     "gamma": float, "noise": str, "noise_rate": float, "noise_seed": int, "noise_file": str, "seed": int,
     "device": str, "amp": str, "channels_last": str, "cache": str, "name": str, "out_dir": str,
     "limit_train": int, "limit_eval": int, "checkpoint_every": int, "log_every": int, "mean_last_k": int,
-    "train_fit_every": int, "sampler": str, "optimizer_impl": str,
+    "train_fit_every": int, "sampler": str, "optimizer_impl": str, "val_fraction": float, "tensorboard": bool,
 }
+
+#: flag -> (help, choices or None); the TrainConfig default is appended where it is a value (None means:
+#: from the recipe, else the method's official value, as each help says)
+TRAIN_HELP = {
+    "method": ("training method", "methods"),
+    "dataset": ("registered dataset; folder: your own DIR/{train,val,test}/<class>/*.jpg",
+                "datasets"),
+    "data_root": ("dataset root folder (default: $FERLAB_DATA/<dataset> or ../shared/data/<dataset>)", None),
+    "backbone": ("network", "backbones"),
+    "weights": ("pretrained weights: a user checkpoint file in a format ferlab.models.weights knows "
+                "(default: none, random init)", None),
+    "input_size": ("side of the network input in pixels", None),
+    "epochs": ("training epochs (default: the method's official value)", None),
+    "batch_size": ("global batch size, split over torchrun processes (default: the method's)", None),
+    "optimizer": ("optimizer (default: the method's)", "optimizers"),
+    "lr": ("base learning rate (default: the method's, per backbone where the paper gives one, e.g. EAC "
+           "2e-4 for resnet18 and 1e-4 otherwise); methods with several groups scale it per group", None),
+    "weight_decay": ("weight decay (default: the method's)", None),
+    "scheduler": ("learning-rate schedule: exponential | cosine | step | piecewise | linear | none "
+                  "(default: the method's)", None),
+    "gamma": ("decay factor of the exponential / step schedules (default: the method's)", None),
+    "noise": ("synthetic label noise on the training labels", "noise"),
+    "noise_rate": ("share of training labels to flip", None),
+    "noise_seed": ("seed of the noise draw", None),
+    "noise_file": ("--noise from_file: '<image name> <1-based label>' lines (`ferlab noise --out`)", None),
+    "seed": ("seed of initialisation, data order, augmentation and the --val-fraction hold-out", None),
+    "device": ("auto | cpu | cuda | cuda:N | mps (auto: CUDA when available)", None),
+    "amp": ("mixed precision on CUDA (auto: bf16 where supported)", ("auto", "bf16", "fp16", "off")),
+    "channels_last": ("channels_last memory format (auto: on CUDA)", ("auto", "on", "off")),
+    "cache": ("where decoded images live", ("ram", "gpu")),
+    "name": ("run name: the run folder is OUT_DIR/NAME (default: <method>-<dataset>-<noise>-s<seed>)", None),
+    "out_dir": ("folder of run folders", None),
+    "limit_train": ("use only the first N training images (smoke runs; default: all)", None),
+    "limit_eval": ("use only the first N images of each evaluation split (default: all)", None),
+    "checkpoint_every": ("also checkpoint every N steps inside an epoch (0: at epoch ends only)", None),
+    "log_every": ("update the progress bar's loss every N steps", None),
+    "mean_last_k": ("protocol: mean test accuracy of the last K epochs", None),
+    "train_fit_every": ("measure the fit of the (noisy) training labels every N epochs (0: at the end only)",
+                        None),
+    "sampler": ("per-epoch sample order (default: the method's, else uniform)", "samplers"),
+    "optimizer_impl": ("optimizer kernel, same update (auto: fused where torch has one)", "optimizer_impls"),
+    "val_fraction": ("hold out this share of the training split (seeded, stratified by class) as the "
+                     "validation split (0: the dataset's val split; none for a folder without val/)",
+                     None),
+    "tensorboard": ("also log every epoch to RUN/tensorboard (needs the tensorboard package, ferlab[dev])", None),
+}
+
+METAVARS = {"data_root": "DIR", "weights": "FILE", "noise_file": "FILE", "out_dir": "DIR", "input_size": "PX",
+            "epochs": "N", "batch_size": "N", "limit_train": "N", "limit_eval": "N", "checkpoint_every": "N",
+            "log_every": "N", "mean_last_k": "K", "train_fit_every": "N", "noise_rate": "RATE", "val_fraction": "F"}
+
+EXAMPLES = """examples:
+  ferlab train --config recipes/eac/ferplus.yaml --preset cpu --noise symmetric --noise-rate 0.3
+  ferlab train --config recipes/eac/ferplus.yaml --preset cpu --dataset folder --data-root faces \\
+               --val-fraction 0.1 --noise symmetric --noise-rate 0.3   # a recipe's method part on your data
+  ferlab train --method baseline --dataset ferplus --label-mode fer2013 --epochs 1
+  ferlab train --config recipes/rul/ferplus.yaml --preset cpu --set method_args.relabel=true --tensorboard
+  torchrun --nproc_per_node=2 -m ferlab.cli train --config ...   # DDP; --batch-size stays the global batch
+
+A recipe (recipes/<method>/<dataset>.yaml) sets the method and, per --preset, backbone, input size,
+epochs and batch; with --dataset naming another dataset its dataset settings are ignored (a notice
+says which). Flags override the recipe, --set KEY=VALUE overrides anything. Options left unset take
+the method's official values; the run prints every resolved setting when it starts."""
+
+
+def _choices(spec):
+    if spec == "methods":
+        from ..methods import list_methods
+        return [m for m in list_methods() if not m.startswith("_")]
+    if spec == "datasets":
+        return dataset_names()
+    if spec == "backbones":
+        from ..models import list_backbones
+        return list_backbones()
+    if spec in ("optimizers", "optimizer_impls"):
+        from ..engine import optim
+        return list(optim.OPTIMIZERS) if spec == "optimizers" else list(optim.OPTIMIZER_IMPLS)
+    if spec == "noise":
+        from ..data.noise import KINDS
+        return list(KINDS)
+    if spec == "samplers":
+        from ..data.samplers import SAMPLERS
+        return list(SAMPLERS)
+    return spec
 
 
 def config_from_args(args) -> TrainConfig:
+    """Recipe (``--config``/``--preset``), then flags, then ``--set``; validated once by
+    ``TrainConfig.from_dict``, whose errors name the flag or ``--set`` item a bad value came from."""
     from ..engine.config import TrainConfig
-    cfg = TrainConfig.from_yaml(args.config, args.preset) if args.config else TrainConfig()
+    from ..errors import ConfigError
+    if args.preset and not args.config:
+        raise ConfigError(f"--preset {args.preset} needs --config (a recipe that has presets)")
+    cfg = TrainConfig.from_yaml(args.config, args.preset, dataset=args.dataset) if args.config else TrainConfig()
     d = cfg.to_dict()
+    where = {}
     for key in TRAIN_FLAGS:
         val = getattr(args, key)
         if val is not None:
             d[key] = val
+            where[key] = "--" + key.replace("_", "-")
     ds_args = dict(d.get("dataset_args") or {})
     for key in DATASET_FLAGS:
         val = getattr(args, key)
         if val is not None:
             ds_args[key] = val
+            where["dataset_args." + key] = "--" + key.replace("_", "-")
     d["dataset_args"] = ds_args
     for item in args.set or []:
-        if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        key, val = item.split("=", 1)
+        key, val = parse_key_value(item, "--set")
+        where[key] = label = f"--set {item}"
         target, *rest = key.split(".")
-        if rest:
-            d.setdefault(target, {}) or d.__setitem__(target, {})
-            d[target][rest[0]] = parse_value(val)
-        else:
-            d[key] = parse_value(val)
+        if len(rest) > 1:
+            raise ConfigError(f"{label}: keys go one level deep (KEY or KEY.SUBKEY), got {key!r}")
+        if not rest:
+            d[key] = val
+            continue
+        if d.get(target) is None:
+            d[target] = {}
+        if not isinstance(d[target], dict):
+            raise ConfigError(f"{label}: {target} is not a mapping (it is {d[target]!r}); set it with "
+                              f"--set {target}=VALUE")
+        d[target] = {**d[target], rest[0]: val}
+        where[target] = label
     if args.no_progress:
         d["progress"] = False
-    return TrainConfig.from_dict(d)
+    return TrainConfig.from_dict(d, where)
 
 
 def cmd_train(args) -> int:
     from ..engine.trainer import fit
     cfg = config_from_args(args)
     summary = fit(cfg, resume=args.resume)
-    p = summary["protocol"]
-    if p:
-        print(f"test accuracy: last {p['last']:.4f} | mean of last {p['k']} {p['mean_last_k']:.4f} | "
-              f"at best val {p.get('best_val', float('nan')):.4f}")
+    print(protocol_line(summary))
     print(f"run directory: {summary['run']}")
     return 0
 
 
+def protocol_line(summary: dict) -> str:
+    """The run's test numbers, saying over how many epochs the mean runs and only naming
+    the best-validation epoch when the run had a validation split."""
+    p = summary["protocol"]
+    if not p:
+        return "no test split: no test accuracy"
+    k = min(p["k"], p["epochs"])
+    mean = (f"mean of last {k} epochs {p['mean_last_k']:.4f}" if k < p["epochs"]
+            else f"mean of all {k} epoch{'s' if k > 1 else ''} {p['mean_last_k']:.4f}")
+    line = f"test accuracy: last {p['last']:.4f} | {mean}"
+    if "best_val" in p:
+        line += f" | at best val (epoch {p['best_val_epoch']}) {p['best_val']:.4f}"
+    else:
+        line += " | no validation split"
+    return line
+
+
 def add_parser(sub) -> None:
-    tr = sub.add_parser("train", help="train a method (works under torchrun)")
-    tr.add_argument("--config", help="YAML config or recipe (recipes/<method>/<dataset>.yaml)")
-    tr.add_argument("--preset", help="preset inside a recipe (paper | cpu)")
+    tr = add_command(sub, "train", "train a method (works under torchrun)", EXAMPLES)
+    tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
+    tr.add_argument("--preset", help="preset inside a recipe: paper | cpu | ... (the recipe lists its own; "
+                                     "required when the recipe has presets)")
+    from ..engine.config import TrainConfig
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, typ in TRAIN_FLAGS.items():
-        tr.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
+        text, spec = TRAIN_HELP[key]
+        if not any(fields.get(key) is v for v in (None, False, dataclasses.MISSING)) and "(default" not in text:
+            text += f" (default: {fields[key]})"
+        flag = "--" + key.replace("_", "-")
+        if typ is bool:
+            tr.add_argument(flag, dest=key, action="store_true", default=None, help=text)
+        elif key == "device":
+            tr.add_argument(flag, dest=key, type=device_arg, help=text)
+        else:
+            tr.add_argument(flag, dest=key, type=typ, choices=_choices(spec), help=text, metavar=METAVARS.get(key))
     add_dataset_flags(tr)
-    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key, e.g. method_args.label_smoothing=0.1")
-    tr.add_argument("--resume", action="store_true", help="continue runs/<name>/checkpoints/last.pt if it exists")
-    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="any config key, also nested: method_args.lam=3, dataset_args.image_size=64")
+    tr.add_argument("--resume", action="store_true", help="continue OUT_DIR/NAME/checkpoints/last.pt (an error if there is none)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)

@@ -64,6 +64,8 @@ class FERDataset(torch.utils.data.Dataset):
             lm = np.asarray(landmarks, dtype=np.float32)
             scale = self.image_size / float(landmark_size) if landmark_size else 1.0
             self.landmarks = lm * scale
+        for what in ("soft_labels", "va", "landmarks"):
+            self._check_finite(getattr(self, what), n, what)
         self.skipped: list[str] = []
         self.cache = ImageCache(n, self.image_size, self._decode)
         if on_bad_image == "skip" and self.paths is not None:
@@ -79,6 +81,17 @@ class FERDataset(torch.utils.data.Dataset):
             i = int(np.flatnonzero(bad)[0])
             raise DatasetError(f"{self.name}: {what}[{i}] = {lab[i]} is outside 0..{len(self.classes) - 1}")
         return lab
+
+    def _check_finite(self, values, n: int, what: str) -> None:
+        """Per-sample float annotations: one row per image, no NaN/inf."""
+        if values is None:
+            return
+        if len(values) != n:
+            raise DatasetError(f"{self.name}: {what} has {len(values)} rows for {n} images")
+        bad = ~np.isfinite(values.reshape(n, -1)).all(1) if n else np.zeros(0, bool)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DatasetError(f"{self.name}: {what}[{i}] holds NaN/inf ({int(bad.sum())} rows do)")
 
     def _decode(self, i: int) -> np.ndarray:
         if self.paths is not None:
@@ -98,6 +111,9 @@ class FERDataset(torch.utils.data.Dataset):
             self._select(np.asarray(keep, dtype=np.int64))
 
     def _select(self, keep: np.ndarray) -> None:
+        names = self.meta.get("names")
+        if isinstance(names, list) and len(names) == len(self.labels):   # per-row names follow the rows
+            self.meta = {**self.meta, "names": [names[i] for i in keep]}
         self.paths = [self.paths[i] for i in keep] if self.paths is not None else None
         if self._array is not None:
             self._array = self._array[keep]
@@ -156,6 +172,25 @@ class FERDataset(torch.utils.data.Dataset):
         if self.clean_labels is None:
             self.clean_labels = self.labels.copy()
         self.labels = new
+
+    def sample_names(self) -> list[str]:
+        """One unique name per sample, as label / landmark / noise files name images: the loader's
+        ``meta["names"]`` (FERPlus, RAF-DB), else each path relative to the dataset root
+        (``folder``: ``<class>/<file>``), else the file name; in-memory datasets: the row number."""
+        names = self.meta.get("names")
+        if isinstance(names, list) and len(names) == len(self):
+            return [str(n) for n in names]
+        if self.paths is None:
+            return [f"{i:06d}" for i in range(len(self))]
+        root = self.meta.get("root")
+        out = []
+        for p in self.paths:
+            path = Path(p)
+            try:
+                out.append(path.relative_to(root).as_posix() if root else path.name)
+            except ValueError:
+                out.append(path.name)
+        return out
 
     def class_counts(self, labels=None) -> np.ndarray:
         lab = self.labels if labels is None else np.asarray(labels)

@@ -1,4 +1,9 @@
-"""Any ImageFolder: ``ROOT/<class name>/*.{jpg,png,...}``."""
+"""Any ImageFolder: ``ROOT/<split>/<class name>/*.{jpg,png,...}``.
+
+``--dataset folder --data-root ROOT`` reads ``ROOT/train``, ``ROOT/val`` and ``ROOT/test``; a split folder
+that is absent is simply not there (:func:`folder_splits`): a run without ``ROOT/val`` trains without
+validation, or holds out part of ``train`` with ``val_fraction``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,3 +47,18 @@ def image_folder(root: str | Path, classes: Sequence[str] | None = None, image_s
         raise DatasetError(f"{root}: class folders contain no images ({sorted(IMAGE_SUFFIXES)})")
     return FERDataset(classes=classes, labels=np.array(labels), paths=paths, image_size=image_size,
                       on_bad_image=on_bad_image, name=name or f"folder-{root.name}", meta={"root": str(root)})
+
+
+def _has_class_folders(path: Path) -> bool:
+    return path.is_dir() and any(p.is_dir() for p in path.iterdir())
+
+
+def folder_splits(root: str | Path) -> tuple[str, ...]:
+    """The split sub-folders of ``root`` that hold class folders, ``train`` / ``val`` / ``test``
+    first, then any others in name order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: image folder not found")
+    found = sorted(p.name for p in root.iterdir() if _has_class_folders(p))
+    known = [s for s in ("train", "val", "test") if s in found]
+    return tuple(known + [s for s in found if s not in known])

@@ -9,7 +9,7 @@ from .affectnet import affectnet
 from .errors import DatasetError
 from .fer2013 import fer2013_csv, fer2013_folder
 from .ferplus import ferplus
-from .folder import image_folder
+from .folder import folder_splits, image_folder
 from .rafdb import rafdb
 from .synthetic import synthetic
 
@@ -30,6 +30,13 @@ DATASETS: dict[str, Callable] = {
     "affectnet": affectnet,
     "folder": lambda root, split="train", **kw: image_folder(Path(root) / split, **kw),
 }
+#: the options each dataset's loader takes (besides ``landmarks``, which every dataset takes)
+_LOADERS: dict[str, tuple[Callable, ...]] = {"synthetic": (synthetic,), "ferplus": (ferplus,), "rafdb": (rafdb,),
+                                             "fer2013": (fer2013_csv, fer2013_folder), "affectnet": (affectnet,),
+                                             "folder": (image_folder,)}
+#: the splits each dataset ships (``folder``: the split sub-folders of its root, :func:`dataset_splits`)
+SPLITS = {"ferplus": ("train", "val", "test"), "rafdb": ("train", "test"), "affectnet": ("train", "val"),
+          "fer2013": ("train", "val", "test"), "synthetic": ("train", "val", "test")}
 #: sub-folder of FERLAB_DATA (or ../shared/data) where each dataset is looked for
 DEFAULT_SUBDIR = {"ferplus": "ferplus", "rafdb": "raf-basic", "fer2013": "fer2013", "affectnet": "affectnet"}
 
@@ -51,18 +58,52 @@ def find_data_root(name: str) -> Path | None:
     return None
 
 
+def dataset_options(name: str) -> list[str]:
+    """The keyword options dataset ``name`` takes (``dataset_args`` keys), sorted."""
+    import inspect
+    skip = {"root", "split", "path", "name"}
+    opts = {"landmarks"}
+    for fn in _LOADERS.get(name, ()):
+        opts |= {p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in skip}
+    return sorted(opts)
+
+
+def dataset_splits(name: str, root: str | Path | None = None) -> tuple[str, ...]:
+    """The splits of dataset ``name``; for ``folder``, the split sub-folders present under ``root``."""
+    if name == "folder":
+        if root is None:
+            raise DatasetError("dataset 'folder' needs a root (--data-root / --root DIR with DIR/train/<class>/...)")
+        splits = folder_splits(root)
+        if not splits:
+            raise DatasetError(f"{root}: no split folder holding class folders (expected {root}/train/<class>/*.jpg)")
+        return splits
+    return SPLITS.get(name, ("train",))
+
+
 def build_dataset(name: str, root: str | Path | None = None, split: str = "train", **options):
     """Build a registered dataset. ``root=None`` looks the data up with :func:`find_data_root`;
     ``landmarks=FILE`` attaches a landmark file (:mod:`ferlab.data.landmarks`) to the split."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {sorted(DATASETS)}")
+        raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
     if root is None and name != "synthetic":
         root = find_data_root(name)
         if root is None:
             raise DatasetError(f"no root given for dataset {name!r} and none found: pass --data-root "
                                f"or set FERLAB_DATA to a folder containing {DEFAULT_SUBDIR.get(name, name)}/")
+    unknown = sorted(set(options) - set(dataset_options(name))) if name in _LOADERS else []
+    if unknown:
+        raise DatasetError(f"dataset {name!r} takes no option {', '.join(unknown)} (dataset_args / flags); "
+                           f"it takes: {', '.join(dataset_options(name))}")
+    known = SPLITS.get(name)
+    if known and split not in known and not (split == "valid" and "val" in known):
+        raise DatasetError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(known)}")
+    if root is not None and not Path(root).exists():
+        raise DatasetError(f"{root}: dataset root of {name!r} not found")
     landmarks = options.pop("landmarks", None)
     ds = DATASETS[name](root, split=split, **options)
+    if len(ds) == 0:
+        raise DatasetError(f"{root or name}: split {split!r} of dataset {name!r} has no images")
     if landmarks:
         from .landmarks import attach_landmarks
         attach_landmarks(ds, landmarks)

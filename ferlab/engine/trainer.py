@@ -1,12 +1,15 @@
 """fit / evaluate / resume for any Method: AMP, channels_last, DDP, progress, logging.
 
 Run directory (``<out_dir>/<name>/``): ``config.yaml``, ``noise.json``,
-``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` (full state) and
-``summary.json`` (protocol numbers).
+``metrics.jsonl`` (one line per epoch) and ``metrics.csv`` (the same rows), ``tensorboard/``
+(with ``tensorboard: true``), ``checkpoints/last.pt`` (full state), ``checkpoints/best.pt`` (the
+same state at the epoch of best validation accuracy, when the run has a validation split) and
+``summary.json`` (protocol numbers, class names).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -18,22 +21,29 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import build_dataset
+from ..data import DatasetError, build_dataset
 from ..data.folds import split_for
+from ..data.holdout import holdout_split
 from ..data.noise import apply_noise, save_manifest
+from ..data.registry import SPLITS, dataset_splits
 from ..data.samplers import epoch_order
 from ..methods import build_method, method_class
 from ..models import backbone_info, create_backbone
 from . import checkpoint as ckpt
+from ..errors import CheckpointError, ConfigError, UserError
 from .config import TrainConfig
 from .distributed import DistInfo, all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
 from .metrics import classification_report, train_fit_report
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
+from .run_lock import RunLock, check_free, describe
+from .run_log import RunLog
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the last good checkpoint is kept."""
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss, or the model / optimizer state about to be saved, became NaN/inf. Nothing
+    non-finite is ever saved: the last good checkpoint is kept, and the message names it."""
+    exit_code = 3
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,13 +73,21 @@ def amp_dtype(cfg: TrainConfig, device: torch.device):
     return torch.float16
 
 
-def build_train_set(cfg: TrainConfig):
-    """A run's training set as it trains: ``limit_train`` applied, then its noise, then (``train_folds``)
-    the held-out fold removed, so a fold run trains on the same noisy labels as the full run.
-    Returns (dataset, noise manifest of the full set or None)."""
+def _train_rows(cfg: TrainConfig):
+    """The training split as a run reads it before any hold-out: ``limit_train`` applied."""
     ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
     if cfg.limit_train:
         ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
+    return ds
+
+
+def build_train_set(cfg: TrainConfig):
+    """A run's training set as it trains: ``limit_train`` applied, the ``val_fraction`` hold-out
+    removed, then its noise, then (``train_folds``) the held-out fold removed, so a fold run trains on
+    the same noisy labels as the full run. Returns (dataset, noise manifest of the full set or None)."""
+    ds = _train_rows(cfg)
+    if cfg.val_fraction:
+        ds = ds.subset(holdout_split(ds.labels, cfg.val_fraction, cfg.seed)[0])
     manifest = None
     if cfg.noise != "none":
         manifest = apply_noise(ds, cfg.noise, cfg.noise_rate, cfg.noise_seed, noise_file=cfg.noise_file)
@@ -87,6 +105,44 @@ def eval_dataset_args(cfg: TrainConfig) -> dict:
     if "label_mode" in args:
         args["label_mode"] = "majority"
     return args
+
+
+def has_split(cfg: TrainConfig, which: str) -> bool:
+    """Whether a run has its ``val`` / ``test`` split: the ``val_fraction`` hold-out, or a split the
+    dataset has. A validation split the dataset lacks (RAF-DB, a ``folder`` without ``ROOT/val``)
+    means no validation; a missing test split stays an error when it is read."""
+    if which == "val" and cfg.val_fraction:
+        return True
+    split = cfg.val_split if which == "val" else cfg.test_split
+    if not split:
+        return False
+    if which == "val" and (cfg.dataset == "folder" or cfg.dataset in SPLITS):
+        splits = dataset_splits(cfg.dataset, cfg.data_root)
+        return split in splits or (split == "valid" and "val" in splits and cfg.dataset != "folder")   # alias
+    return True
+
+
+def build_eval_set(cfg: TrainConfig, which: str):
+    """A run's ``val`` or ``test`` split with clean labels (:func:`eval_dataset_args`), ``limit_eval``
+    applied; ``val`` is the seeded hold-out of the training rows when ``val_fraction > 0``.
+    ``None`` when the run has no such split (:func:`has_split`)."""
+    if not has_split(cfg, which):
+        return None
+    if which == "val" and cfg.val_fraction:
+        rows = _train_rows(cfg)
+        held = holdout_split(rows.labels, cfg.val_fraction, cfg.seed)[1]
+        clean = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **eval_dataset_args(cfg))
+        if rows.paths is not None and clean.paths is not None:      # the same images, clean labels
+            where = {p: i for i, p in enumerate(clean.paths)}
+            ds = clean.subset([where[rows.paths[i]] for i in held if rows.paths[i] in where])
+        else:
+            ds = clean.subset(held)
+    else:
+        ds = build_dataset(cfg.dataset, cfg.data_root, cfg.val_split if which == "val" else cfg.test_split,
+                           **eval_dataset_args(cfg))
+    if cfg.limit_eval:
+        ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
+    return ds
 
 
 @torch.no_grad()
@@ -124,14 +180,23 @@ class Trainer:
     """Build everything from a :class:`TrainConfig` and run ``fit()``."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False):
+        cfg.validate()
+        if resolve_device(cfg.device).type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {cfg.device}: CUDA is not available here (torch {torch.__version__}); "
+                              f"use --device cpu, or auto")
         self.info = init_distributed(resolve_device(cfg.device).type)
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.info.enabled:
             self.device = torch.device("cuda", self.info.local_rank)
-        self.cfg = cfg.resolved(method_class(cfg.method).defaults)
+        self.default_sources = cfg.default_sources(method_class(cfg.method).defaults)
+        self.cfg = cfg.resolved(method_class(cfg.method).defaults).validate()
         self.resume = resume
         self.run_dir = Path(self.cfg.out_dir) / self.cfg.run_name()
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        self.best_path = self.run_dir / "checkpoints" / "best.pt"
+        self.lock: RunLock | None = None
+        self.last_saved: tuple[int, int] | None = None     # (epoch, step_in_epoch) of this run's last.pt
+        self._check_run_dir()
         seed_everything(self.cfg.seed, self.cfg.deterministic)
         self.amp = amp_dtype(self.cfg, self.device)
         self.channels_last = self.device.type == "cuda" and self.cfg.channels_last != "off" or self.cfg.channels_last == "on"
@@ -146,16 +211,49 @@ class Trainer:
         if self.info.is_main:
             tqdm.write(msg)
 
+    def _on_rank0(self, check) -> None:
+        """Run ``check()`` on rank 0 and raise its :class:`UserError` on every rank (so that no rank
+        waits at a collective for a rank that stopped)."""
+        err = None
+        if self.info.is_main:
+            try:
+                check()
+            except UserError as e:
+                err = e
+        err = all_gather_objects(err, self.info)[0]
+        if err is not None:
+            cleanup(self.info)
+            raise err
+
+    def _check_run_dir(self) -> None:
+        """Before any data is read: the run directory is not held by another live process, and
+        ``resume`` has a checkpoint to resume."""
+        def check():
+            check_free(self.run_dir)
+            if self.resume and not self.ckpt_path.is_file():
+                out = Path(self.cfg.out_dir)
+                others = sorted(p.parent.parent.name for p in out.glob("*/checkpoints/last.pt"))[:6] \
+                    if out.is_dir() else []
+                raise CheckpointError(
+                    f"--resume: no checkpoint at {self.ckpt_path} ("
+                    + ("the run directory has none" if self.run_dir.is_dir() else "no such run directory")
+                    + f"); the run name is {self.cfg.run_name()!r} (--name, --out-dir)"
+                    + (f"; runs with a checkpoint in {out}: {', '.join(others)}" if others else "")
+                    + "; leave out --resume to start a new run")
+        self._on_rank0(check)
+
     def _build_data(self) -> None:
         cfg = self.cfg
         self.train_set, self.noise_manifest = build_train_set(cfg)
         self.eval_sets = {}
-        for split in (cfg.val_split, cfg.test_split):
-            if split:
-                ds = build_dataset(cfg.dataset, cfg.data_root, split, **eval_dataset_args(cfg))
-                if cfg.limit_eval:
-                    ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
-                self.eval_sets["val" if split == cfg.val_split else "test"] = ds
+        for which in ("val", "test"):
+            ds = build_eval_set(cfg, which)
+            if ds is not None:
+                self.eval_sets[which] = ds
+        if "val" not in self.eval_sets and cfg.val_split:
+            self.log(f"note: {cfg.dataset} has no split {cfg.val_split!r}"
+                     f"{' under ' + str(cfg.data_root) if cfg.data_root else ''}: training without validation "
+                     f"(no best checkpoint, no at-best-val number); --val-fraction F holds out F of the training split")
         self.num_classes = self.train_set.num_classes
         for ds in [self.train_set, *self.eval_sets.values()]:
             if ds.classes != self.train_set.classes:
@@ -172,10 +270,15 @@ class Trainer:
             raise ValueError(f"input_size {cfg.input_size} is below the minimum input of {cfg.backbone} "
                              f"{cfg.backbone_args or ''}: {backbone.min_input_size} px")
         mean, std = cfg.normalisation(backbone.pretrained_cfg)
-        self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
-                                   mean=mean, std=std, augment=cfg.augment, **cfg.method_args)
-        self.method.to(self.device)
-        self.method.setup_train(self.train_set)
+        try:       # a method checks its arguments (and what it needs from the data) when it is built
+            self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
+                                       mean=mean, std=std, augment=cfg.augment, **cfg.method_args)
+            self.method.to(self.device)
+            self.method.setup_train(self.train_set)
+        except ValueError as e:
+            if isinstance(e, UserError):
+                raise
+            raise ConfigError(f"method {cfg.method} (method_args, augment): {e}") from e
         if self.channels_last:
             self.method.to(memory_format=torch.channels_last)
         self.model = self.method
@@ -199,17 +302,77 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epoch, "step_in_epoch": step, "global_step": self.global_step, "rng": ckpt.rng_state(),
                 "history": self.history, "epoch_acc": self.epoch_acc, "config": self.cfg.to_dict(),
-                "num_classes": self.num_classes,
+                "num_classes": self.num_classes, "classes": list(self.train_set.classes),
+                "image_size": self.train_set.image_size,
                 "labels": torch.from_numpy(self.train_set.labels)}
 
-    def save(self, epoch: int, step: int) -> None:
+    def save(self, epoch: int, step: int, best: bool = False) -> None:
+        """Checkpoint to ``last.pt``; ``best``: the same state to ``best.pt`` too (both atomic).
+        A state holding NaN/inf is never saved (:meth:`_check_state`)."""
+        self._check_state(epoch, step)
         if self.info.is_main:
-            ckpt.save_atomic(self.state_dict(epoch, step), self.ckpt_path)
+            state = self.state_dict(epoch, step)
+            ckpt.save_atomic(state, self.ckpt_path)
+            if best:
+                ckpt.save_atomic(state, self.best_path)
+        self.last_saved = (epoch, step)
+
+    def _is_best(self, row: dict) -> bool:
+        """The epoch of ``row`` has the best validation accuracy so far (the first one on ties,
+        as the protocol's ``best_val``)."""
+        if row.get("val_acc") is None:
+            return False
+        earlier = [h["val_acc"] for h in self.history[:-1] if h.get("val_acc") is not None]
+        return not earlier or row["val_acc"] > max(earlier)
+
+    def settings(self) -> str:
+        """The resolved key settings, printed when a run starts."""
+        cfg, src = self.cfg, self.default_sources
+        official = ", ".join(f"{k} {getattr(cfg, k)} ({v} default)" for k, v in src.items()
+                             if k in ("lr", "epochs", "batch_size", "optimizer", "scheduler", "weight_decay"))
+        groups = ", ".join(f"{g['lr']:g} ({sum(p.numel() for p in g['params']) / 1e6:.2f}M params)"
+                           for g in self.optimizer.param_groups)
+        noise = "none" if cfg.noise == "none" else (
+            f"{cfg.noise} {cfg.noise_rate:g} (seed {cfg.noise_seed}"
+            + (f", file {cfg.noise_file}" if cfg.noise_file else "") + ")")
+        val = (f"hold-out {cfg.val_fraction:g} of train (seed {cfg.seed})" if cfg.val_fraction
+               else cfg.val_split if "val" in self.eval_sets else "none")
+        lines = [f"method      {cfg.method} {cfg.method_args or ''}".rstrip(),
+                 f"backbone    {cfg.backbone}, weights {cfg.weights or 'none (random init)'}, input {cfg.input_size} px",
+                 f"data        {cfg.dataset} {self.train_set.name}: {len(self.train_set)} train images, "
+                 f"{self.num_classes} classes {list(self.train_set.classes)}; val {val}; "
+                 f"test {cfg.test_split if 'test' in self.eval_sets else 'none'}",
+                 f"schedule    epochs {cfg.epochs}, batch {cfg.batch_size}, {cfg.optimizer} lr per group {groups}, "
+                 f"weight decay {cfg.weight_decay:g}, scheduler {cfg.scheduler}, sampler {cfg.sampler}",
+                 f"noise       {noise}",
+                 f"device      {self.device}{' x' + str(self.info.world_size) if self.info.enabled else ''}, "
+                 f"amp {self.amp}, seed {cfg.seed}",
+                 f"run         {self.run_dir}"]
+        if official:
+            lines.append(f"defaults    {official}")
+        return "\n".join(lines)
 
     def load(self, path: Path) -> None:
-        state = ckpt.load(path)
-        if not torch.equal(state["labels"], torch.from_numpy(self.train_set.labels)):
-            raise ValueError(f"{path}: training labels differ from this run's (different noise or data?)")
+        state = ckpt.load_run_state(path, ckpt.RUN_KEYS)
+        saved = state["config"]
+        theirs = (saved.get("method"), saved.get("backbone"))
+        if theirs != (self.cfg.method, self.cfg.backbone):
+            raise CheckpointError(f"{path}: written by a {theirs[0]} / {theirs[1]} run, this run is {self.cfg.method} "
+                                  f"/ {self.cfg.backbone}; resume with that run's method and backbone, or train "
+                                  f"under another --name")
+        wrong = ckpt.state_mismatch(self.method.state_dict(), state["model"], self.method.per_sample_buffers)
+        if wrong:
+            raise CheckpointError(f"{path}: its model does not fit this run's {self.cfg.method} / {self.cfg.backbone} "
+                                  f"with {self.num_classes} classes ({wrong}); resume with the run's own config")
+        labels = torch.from_numpy(self.train_set.labels)
+        if not torch.equal(state["labels"], labels):
+            n = len(state["labels"])
+            differ = int((state["labels"] != labels).sum()) if n == len(labels) else None
+            raise CheckpointError(f"{path}: its training labels differ from this run's ("
+                                  + (f"{differ} of {n} differ" if differ is not None
+                                     else f"{n} vs {len(labels)} images")
+                                  + "): another noise setting, noise file or dataset? resume with the run's own "
+                                    "config, or train under another --name")
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -219,7 +382,8 @@ class Trainer:
         self.history = list(state["history"])
         self.epoch_acc = dict(state["epoch_acc"])
         ckpt.set_rng_state(state["rng"])
-        self.log(f"resumed {path} at epoch {self.start_epoch} step {self.start_step}")
+        self.last_saved = (self.start_epoch, self.start_step)
+        self.log(f"resumed {path} from its {ckpt.position(self.start_epoch, self.start_step)}")
 
     # -- loops ------------------------------------------------------------------
     def evaluate(self, split: str) -> dict:
@@ -252,11 +416,48 @@ class Trainer:
             torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
         return bool(ok.item())
 
-    def _check_finite(self, sums: dict, epoch: int, step: int) -> None:
+    def _diverged(self, what: str, where: str) -> TrainingDiverged:
+        """The stop message: what became non-finite where (epochs and steps counted from 1, as in
+        the logs) and the checkpoint that resumes."""
+        if self.last_saved is None:
+            keep = ("no checkpoint of this run was saved before it (none is written with NaN/inf); start again "
+                    "with a lower --lr" + (", or --amp bf16/off" if self.amp == torch.float16 else ""))
+        else:
+            keep = (f"the last good checkpoint {self.ckpt_path} ({ckpt.position(*self.last_saved)}) is kept; "
+                    f"--resume continues from it" + (" (with --amp bf16/off against fp16 overflow)"
+                                                     if self.amp == torch.float16 else "")
+                    + "; a lower --lr needs a new run (resume restores the optimizer's lr)")
+        return TrainingDiverged(f"training diverged at {where}: {what}; {keep}")
+
+    def _check_finite(self, sums: dict, epoch: int, step: int, steps: int | None = None) -> None:
         loss = float(sums["loss"])
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss} at epoch {epoch} step {step}; last good checkpoint kept "
-                                   f"at {self.ckpt_path} (lower the lr, or disable AMP with --amp off)")
+            raise self._diverged(f"the running loss is {loss}", ckpt.position(epoch, step + 1, steps))
+
+    def _nonfinite_state(self) -> str | None:
+        """The name of the first parameter, buffer or optimizer-state tensor holding NaN/inf (a
+        method's per-sample bookkeeping buffers excepted: DMUE marks unseen samples with NaN)."""
+        skip = set(self.method.per_sample_buffers)
+        named = [(n, t) for n, t in (*self.method.named_parameters(), *self.method.named_buffers())
+                 if n not in skip and t.is_floating_point()]
+        param_name = {id(p): n for n, p in self.method.named_parameters()}
+        for p, st in self.optimizer.state.items():
+            named += [(f"optimizer {k} of {param_name.get(id(p), '?')}", t) for k, t in st.items()
+                      if torch.is_tensor(t) and t.is_floating_point() and t.dim()]
+        if not named:
+            return None
+        ok = torch.stack([torch.isfinite(t).all() for _, t in named])
+        if bool(ok.all()):
+            return None
+        return named[int((~ok).nonzero()[0])][0]
+
+    def _check_state(self, epoch: int, step: int) -> None:
+        """Before any save, on every rank (one rank's verdict stops all): the model and optimizer
+        state must be finite, so that the last good checkpoint is never overwritten."""
+        bad = all_gather_objects(self._nonfinite_state(), self.info)
+        bad = next((b for b in bad if b is not None), None)
+        if bad is not None:
+            raise self._diverged(f"{bad} holds NaN/inf", ckpt.position(epoch, step))
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
@@ -299,10 +500,10 @@ class Trainer:
             seen += n
             images += n
             if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-                self._check_finite(sums, epoch, step)
+                self._check_finite(sums, epoch, step, steps)
                 bar.set_postfix(loss=f"{float(sums['loss']) / seen:.4f}")
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-                self._check_finite(sums, epoch, step)
+                self._check_finite(sums, epoch, step, steps)
                 self.epoch_acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen,
                                   "skipped": skipped}
                 self.save(epoch, step + 1)
@@ -325,20 +526,45 @@ class Trainer:
         return row
 
     def fit(self) -> dict:
+        """Train to ``cfg.epochs`` and return the summary, holding the run directory's lock
+        (:mod:`.run_lock`) from before the first write into it until the end."""
+        self._take_lock()
+        try:
+            return self._fit()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def _take_lock(self) -> None:
+        def take():
+            self.lock = RunLock(self.run_dir).acquire()
+            if self.lock.took_over:
+                self.log(f"note: {self.lock.path} was left by {describe(self.lock.took_over)}, which is gone "
+                         f"(killed?); taking the run directory over")
+            for folder in (self.run_dir, self.ckpt_path.parent):
+                for f in ckpt.remove_stale_temp_files(folder):
+                    self.log(f"note: removed {f}, a temporary file of a save that was interrupted")
+        self._on_rank0(take)
+
+    def _fit(self) -> dict:
         cfg = self.cfg
+        if self.resume and self.ckpt_path.is_file():    # first: a checkpoint that does not fit changes no file
+            self.load(self.ckpt_path)
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save_yaml(self.run_dir / "config.yaml")
             if self.noise_manifest is not None:
                 save_manifest(self.noise_manifest, self.run_dir / "noise.json")
-        if self.resume and self.ckpt_path.is_file():
-            self.load(self.ckpt_path)
-        elif self.info.is_main and (self.run_dir / "metrics.jsonl").exists() and not self.resume:
+        if self.info.is_main and (self.run_dir / "metrics.jsonl").exists() and not self.resume:
             (self.run_dir / "metrics.jsonl").unlink()
+        if self.info.is_main and not (self.resume and self.ckpt_path.is_file()):   # a fresh run: no stale logs
+            for stale in (self.run_dir / "metrics.csv", self.best_path,
+                          *(self.run_dir / "tensorboard").glob("events.out.tfevents.*")):
+                stale.unlink(missing_ok=True)
         barrier(self.info)
-        self.log(f"run {self.run_dir} | {cfg.method} on {self.train_set.name} ({len(self.train_set)} images, "
-                 f"{self.num_classes} classes) | {cfg.backbone}@{cfg.input_size} | device {self.device}"
-                 f"{' x' + str(self.info.world_size) if self.info.enabled else ''} | amp {self.amp}")
+        self.log(self.settings())
+        run_log = RunLog(self.run_dir, cfg.tensorboard) if self.info.is_main else None
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
                 row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -354,10 +580,9 @@ class Trainer:
                     row["train_fit"] = self.train_fit()
                 self.history.append(row)
                 self.start_step = 0
-                self.save(epoch + 1, 0)
+                self.save(epoch + 1, 0, best=self._is_best(row))
                 if self.info.is_main:
-                    with open(self.run_dir / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    run_log.append(row, self.history)
                     self.log(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in row.items() if k != "train_fit"))
             summary = self.summarize()
@@ -365,15 +590,19 @@ class Trainer:
             # is still writing the summary aborted at exit once ("terminate called without an active exception")
             barrier(self.info)
         finally:
+            if run_log is not None:
+                run_log.close()
             cleanup(self.info)
         return summary
 
     def summarize(self) -> dict:
         summary = {"run": str(self.run_dir), "method": self.cfg.method, "dataset": self.train_set.name,
+                   "classes": list(self.train_set.classes),
                    "protocol": summarize(self.history, self.cfg.mean_last_k)}
         val_key = summarize(self.history, self.cfg.mean_last_k, key="val_acc") if "val" in self.eval_sets else {}
         if val_key:
-            summary["val"] = {"last": val_key["last"], "best": val_key["best_test"]["value"]}
+            summary["val"] = {"last": val_key["last"], "best": val_key["best_test"]["value"],
+                              "best_epoch": val_key["best_test"]["epoch"], "best_checkpoint": str(self.best_path)}
         if "test" in self.eval_sets:
             rep = self.evaluate("test")
             summary["test_last"] = rep
@@ -392,13 +621,33 @@ def read_history(run_dir: str | Path) -> list[dict]:
 
 
 def fit(cfg: TrainConfig, resume: bool = False) -> dict:
+    """Train ``cfg`` (single process, or one rank under torchrun) and return the run's summary
+    (``summary.json``: ``run``, ``method``, ``dataset``, ``classes``, ``protocol`` numbers, ``val``,
+    ``test_last`` report, ``train_fit``, ``noise``). ``resume``: continue ``checkpoints/last.pt``."""
     return Trainer(cfg, resume=resume).fit()
 
 
 def load_run_method(checkpoint: str | Path, device: str = "auto"):
-    """Rebuild the Method of a run from its checkpoint (config inside) and load its weights."""
-    state = ckpt.load(checkpoint)
-    cfg = TrainConfig.from_dict(state["config"])
+    """Rebuild the Method of a run from its checkpoint (config inside) and load its weights.
+
+    Returns ``(method, cfg, device)``: the :class:`~ferlab.methods.base.Method` in eval mode on
+    ``device``, the run's resolved :class:`TrainConfig`, and the ``torch.device`` it was moved to.
+    The class names are :func:`run_classes` of the same file."""
+    return method_from_state(ckpt.load_run_state(checkpoint), device, source=str(checkpoint))
+
+
+def run_classes(state: dict) -> list[str] | None:
+    """Class names stored in a checkpoint's state (``None`` for checkpoints written before they were)."""
+    return list(state["classes"]) if state.get("classes") is not None else None
+
+
+def method_from_state(state: dict, device: str = "auto", source: str = "checkpoint"):
+    """:func:`load_run_method` on an already loaded checkpoint state; same return tuple.
+    ``source`` names the checkpoint in error messages."""
+    try:
+        cfg = TrainConfig.from_dict(state["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{source}: the run config it holds is not valid here: {e}") from e
     dev = resolve_device(device)
     num_classes = state["model"]["backbone.fc.weight"].shape[0] if "backbone.fc.weight" in state["model"] \
         else state["num_classes"]
@@ -408,6 +657,10 @@ def load_run_method(checkpoint: str | Path, device: str = "auto"):
     mean, std = cfg.normalisation(backbone.pretrained_cfg)
     method = build_method(cfg.method, backbone, num_classes, input_size=cfg.input_size, mean=mean, std=std,
                           augment=cfg.augment, **cfg.method_args)
+    wrong = ckpt.state_mismatch(method.state_dict(), state["model"], method.per_sample_buffers)
+    if wrong:
+        raise CheckpointError(f"{source}: its model does not fit the {cfg.method} / {cfg.backbone} its config "
+                              f"names ({wrong})")
     method.load_state_dict(state["model"])
     return method.to(dev).eval(), cfg, dev
 
@@ -418,10 +671,21 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str
     ``dataset_args`` override the run's evaluation dataset arguments (e.g.
     ``{"exclude_train_duplicates": True}`` for FERPlus)."""
     method, cfg, dev = load_run_method(checkpoint, device)
-    split_name = {"test": cfg.test_split, "val": cfg.val_split}.get(split, split)
-    ds = build_dataset(cfg.dataset, cfg.data_root, split_name, **{**eval_dataset_args(cfg), **(dataset_args or {})})
-    if cfg.limit_eval:
-        ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
+    if split in ("val", "test"):
+        if not has_split(cfg, split):
+            raise DatasetError(f"{checkpoint}: the run has no {split} split (trained without one"
+                               + ("; give it --val-fraction or a val/ folder when training" if split == "val" else "")
+                               + ")")
+        split_name = f"hold-out {cfg.val_fraction:g} of {cfg.train_split}" if split == "val" and cfg.val_fraction \
+            else cfg.val_split if split == "val" else cfg.test_split
+        if dataset_args:
+            cfg = dataclasses.replace(cfg, eval_dataset_args={**eval_dataset_args(cfg), **dataset_args})
+        ds = build_eval_set(cfg, split)
+    else:
+        split_name = split
+        ds = build_dataset(cfg.dataset, cfg.data_root, split, **{**eval_dataset_args(cfg), **(dataset_args or {})})
+        if cfg.limit_eval:
+            ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
     ds.preload(progress=progress)
     preds = predict_dataset(method, ds, dev, batch_size, progress=progress, desc=f"eval {split}")
     rep = {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}

@@ -48,7 +48,8 @@ def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> "Me
 
 class Method(nn.Module):
     name = "method"
-    #: official training hyperparameters (optimizer, lr, schedule, epochs, batch) -- the trainer's defaults
+    #: official training hyperparameters (optimizer, lr, schedule, epochs, batch) -- the trainer's defaults;
+    #: ``by_backbone: {<backbone>: {...}}`` holds the official values that differ per backbone (EAC's R18 lr)
     defaults: dict = {}
     #: buffers with one entry per training sample: a checkpoint's size replaces the current one on load
     per_sample_buffers: tuple[str, ...] = ()
@@ -74,9 +75,14 @@ class Method(nn.Module):
         return self.eval_transform(images)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Inference logits: normalised float (N, 3, input_size, input_size) -> (N, num_classes).
+
+        Images as users hold them (files, PIL, numpy, uint8 tensors) go through
+        :class:`ferlab.predictor.Predictor`, which applies :meth:`prepare` first."""
         return self.backbone.forward_head(self.backbone.forward_features(images))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate features: normalised float (N, 3, input_size, input_size) -> (N, D) (UMAP / t-SNE)."""
         return self.backbone.forward_head(self.backbone.forward_features(images), pre_logits=True)
 
     def cam_classifier(self) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -34,9 +34,10 @@ class EAC(Method):
     view 1, official 0.5), ``erasing`` (official 0.5, after normalisation, value 0).
     """
     name = "eac"
-    # official code defaults (ResNet-50); the README asks lr 2e-4 for ResNet-18 (set by the R18 recipes)
+    # official code defaults (ResNet-50); the README FAQ (issues #3/#5) asks lr 2e-4 for ResNet-18
     defaults = {"optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4, "scheduler": "exponential", "gamma": 0.9,
-                "epochs": 60, "batch_size": 32, "augment": {"gaussian_noise": 0.5, "erasing": 0.5}}
+                "epochs": 60, "batch_size": 32, "augment": {"gaussian_noise": 0.5, "erasing": 0.5},
+                "by_backbone": {"resnet18": {"lr": 2e-4}}}
 
     def __init__(self, backbone, num_classes, lam: float = 5.0, pairing: str = "independent",
                  single_pass: bool = False, **kw):

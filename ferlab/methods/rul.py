@@ -82,6 +82,7 @@ class RUL(Method):
                 {"params": list(self.fc.parameters()), "lr": lr * self.fc_lr_mult}]
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised -> (N, C) logits: backbone -> ``mu`` head -> fc (no mixup, no variance)."""
         return self.fc(self.mu_head(self.backbone.forward_features(images)))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

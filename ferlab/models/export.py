@@ -5,7 +5,10 @@ with its classifier per trained run.
 
     {"format": "ferlab-inference-v1", "backbone": "resnet18", "backbone_args": {}, "num_classes": 7,
      "head": "linear" | "bn_linear", "input_size": 112, "mean": [...], "std": [...], "classes": [...],
-     "method": "dmue", "state_dict": {...}}
+     "image_size": 112, "method": "dmue", "state_dict": {...}}
+
+``image_size``: side of the uint8 images the run trained on, before the resize to ``input_size``
+(:class:`ferlab.predictor.Predictor` decodes files to it).
 
 ``backbone_args`` (the constructor arguments, e.g. dlib_resnet29's ``out_stage`` / ``norm``) come from
 the network itself (``net.backbone_args``, set by ``create_backbone``) unless given; files without them
@@ -49,15 +52,22 @@ def save_inference_model(net: nn.Module, path: str | Path, **meta) -> dict:
 
 
 def load_inference_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild an exported model: returns (backbone in eval mode, metadata without the weights)."""
+    """Rebuild an exported model: returns (backbone in eval mode, metadata without the weights).
+    For predictions on image files with the model's own transform and class names, use
+    :class:`ferlab.predictor.Predictor`."""
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ValueError(f"{path}: not a ferlab inference model (expected format {FORMAT!r}; "
                          f"write one with `ferlab export RUN --out FILE`)")
+    meta = {k: v for k, v in obj.items() if k != "state_dict"}
+    return build_inference_model(obj).to(device), meta
+
+
+def build_inference_model(obj: dict) -> nn.Module:
+    """The network of an export file already loaded as a dict, on the CPU in eval mode."""
     net = create_backbone(obj["backbone"], num_classes=obj["num_classes"], **obj.get("backbone_args", {}))
     if obj["head"] == "bn_linear":
         bias = obj["state_dict"].get("fc.1.bias") is not None
         net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features), nn.Linear(net.num_features, obj["num_classes"], bias=bias))
     net.load_state_dict(obj["state_dict"])
-    meta = {k: v for k, v in obj.items() if k != "state_dict"}
-    return net.to(device).eval(), meta
+    return net.eval()

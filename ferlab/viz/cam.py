@@ -63,13 +63,50 @@ def denormalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     return ((images.float() * s + m) * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def resize_maps(maps: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(N, h, w) maps -> (N, H, W) bilinear, each min-max scaled to [0, 1]."""
+#: maps with at most this many cells (1x1, 2x2) carry almost no spatial information
+TINY_MAP_CELLS = 4
+
+
+def warn_if_coarse(map_size: tuple[int, int], size: tuple[int, int], stacklevel: int = 2) -> bool:
+    """Warn (``UserWarning``) when a map of ``map_size`` cells (at most :data:`TINY_MAP_CELLS`) is drawn
+    at ``size``; returns whether it did."""
+    h, w = map_size
+    if h * w > TINY_MAP_CELLS:
+        return False
+    import warnings
+    warnings.warn(f"class activation maps of {h}x{w} cells upsampled to {size[0]}x{size[1]}: too coarse to "
+                  f"localise anything (train at a larger input size, e.g. 112 px or more for a ResNet)",
+                  stacklevel=stacklevel + 1)
+    return True
+
+
+def resize_maps(maps: torch.Tensor | np.ndarray, size: tuple[int, int], warn: bool = True) -> torch.Tensor:
+    """(N, h, w) maps -> (N, H, W), each min-max scaled to [0, 1].
+
+    Upsampling is bilinear with ``align_corners=False`` (edge cells are replicated), nearest for a
+    1x1 map. Whether a map is constant is decided on the *source* map: a constant map (any 1x1 map,
+    or a range within float round-off, ``<= 1e-6`` of its magnitude) stays constant -- all zeros, as
+    pytorch-grad-cam scales it -- instead of min-max scaling blowing the interpolation's round-off
+    up into speckle.
+    ``warn``: a ``UserWarning`` when the maps have at most :data:`TINY_MAP_CELLS` cells (e.g. a
+    ResNet at 32-64 px input), where any CAM is little more than one number per image.
+    """
     maps = torch.as_tensor(maps, dtype=torch.float32)
-    out = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    lo = out.flatten(1).min(1).values.view(-1, 1, 1)
-    hi = out.flatten(1).max(1).values.view(-1, 1, 1)
-    return (out - lo) / (hi - lo).clamp_min(1e-12)
+    h, w = maps.shape[-2:]
+    if warn:
+        warn_if_coarse((h, w), size, stacklevel=3)
+    def min_max(x):
+        flat = x.flatten(1)
+        return flat.min(1).values.view(-1, 1, 1), flat.max(1).values.view(-1, 1, 1)
+
+    lo, hi = min_max(maps)
+    constant = (hi - lo) <= 1e-6 * torch.maximum(lo.abs(), hi.abs()).clamp_min(1e-30)
+    if h * w == 1:
+        out = F.interpolate(maps[:, None], size=size, mode="nearest")[:, 0]
+    else:
+        out = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    lo, hi = min_max(out)
+    return torch.where(constant, torch.zeros_like(out), (out - lo) / (hi - lo).clamp_min(1e-30))
 
 
 def overlay(image: torch.Tensor | np.ndarray, cam: torch.Tensor | np.ndarray, alpha: float = 0.5,

@@ -37,7 +37,7 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
         right, share of flipped training samples predicted as their *noisy* label (solid)
         and accuracy on intact samples (dashed).
     """
-    fig, (ax_test, ax_fit) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_test, ax_fit) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     for label, rows in histories.items():
         color = STYLE.get(label.split("-")[0].split(" ")[0])
         ep = [r["epoch"] for r in rows if r.get("test_acc") is not None]
@@ -51,18 +51,20 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
         if fit:
             ax_fit.plot([e for e, _ in fit], [f["memorised_flipped"] for _, f in fit], marker="o", ms=3,
                         color=line.get_color(), label=f"{label}: flipped, fits noisy label")
-            ax_fit.plot([e for e, _ in fit], [f["acc_intact"] for _, f in fit], ls="--", color=line.get_color(),
-                        label=f"{label}: intact, accuracy")
+            ax_fit.plot([e for e, _ in fit], [f["acc_intact"] for _, f in fit], ls="--", marker="x", ms=4,
+                        color=line.get_color(), label=f"{label}: intact, accuracy")
     ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)", title="test accuracy (circle: best-validation epoch)")
     ax_fit.set(xlabel="epoch", ylabel="share of training samples", title="fit of the training set", ylim=(0, 1))
     ax_test.legend(fontsize=8)
     if ax_fit.lines:     # colours are the left panel's; here only what solid and dashed mean
         from matplotlib.lines import Line2D
-        ax_fit.legend([Line2D([], [], color="k", marker="o", ms=3), Line2D([], [], color="k", ls="--")],
+        ax_fit.legend([Line2D([], [], color="k", marker="o", ms=3), Line2D([], [], color="k", ls="--", marker="x", ms=4)],
                       ["flipped samples: fit their noisy label", "intact samples: accuracy"], fontsize=8,
                       loc="upper left")
+    from matplotlib.ticker import MaxNLocator
     for ax in (ax_test, ax_fit):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))      # epochs
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -1,0 +1,73 @@
+"""Per-epoch logs of a run: ``metrics.jsonl`` (one JSON object per epoch), ``metrics.csv`` (the same
+rows, nested values flattened to ``train_fit.acc_intact`` columns) and, optionally, TensorBoard
+event files under ``tensorboard/`` (``tensorboard`` package, imported only when asked for)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from .checkpoint import write_text_atomic
+
+
+def flatten_row(row: dict, prefix: str = "") -> dict:
+    """``{"a": 1, "fit": {"x": 2}}`` -> ``{"a": 1, "fit.x": 2}`` (lists are kept as JSON text)."""
+    out = {}
+    for key, val in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(val, dict):
+            out.update(flatten_row(val, name + "."))
+        elif isinstance(val, (list, tuple)):
+            out[name] = json.dumps(val)
+        else:
+            out[name] = val
+    return out
+
+
+def metrics_csv(history: list[dict]) -> str:
+    """The rows of ``history`` as CSV text: one column per flattened key (in first-seen order),
+    empty cells where an epoch lacks a key (e.g. ``train_fit`` measured every N epochs)."""
+    rows = [flatten_row(r) for r in history]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)       # floats as repr: they read back to the same value
+    return buf.getvalue()
+
+
+class RunLog:
+    """Writes one epoch row to every log of a run directory (main process only).
+
+    ``append(row, history)``: ``row`` goes to ``metrics.jsonl``; ``metrics.csv`` is rewritten
+    atomically from ``history`` (which ends with ``row``), so its columns always cover every epoch;
+    TensorBoard gets each finite number of ``row`` as a scalar at step ``row["epoch"]``.
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = False):
+        self.run_dir = Path(run_dir)
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("tensorboard logging needs the tensorboard package: "
+                                  "pip install tensorboard (or ferlab[dev])") from e
+            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
+    def append(self, row: dict, history: list[dict]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        write_text_atomic(metrics_csv(history), self.run_dir / "metrics.csv")
+        if self.writer is not None:
+            for key, val in flatten_row(row).items():
+                if key != "epoch" and isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val):
+                    self.writer.add_scalar(key, val, global_step=int(row["epoch"]))
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
