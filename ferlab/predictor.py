@@ -155,7 +155,7 @@ class Predictor:
     @classmethod
     def _from_checkpoint(cls, state: dict, device, source: str) -> "Predictor":
         from .engine.trainer import method_from_state
-        method, cfg, dev = method_from_state(state, device, source)
+        method, _, dev = method_from_state(state, device, source)
         return cls(method, *checkpoint_metadata(state), device=dev, source=source)
 
     @classmethod

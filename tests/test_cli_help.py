@@ -3,11 +3,11 @@ honest summaries, and the notebook set-up."""
 import argparse
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from ferlab.cli import build_parser, main
@@ -104,3 +104,17 @@ def test_notebooks_extra_installs_jupyterlab_and_widgets_and_the_readme_says_so(
     readme = (REPO / "README.md").read_text()
     paragraph = readme.split("## Notebooks", 1)[1].split("\n\n", 2)[1]
     assert 'pip install -e ".[notebooks]"' in paragraph and "jupyter lab notebooks/" in paragraph
+
+
+def test_preset_help_lists_every_recipe_preset():
+    import yaml
+    preset = next(a for a in subcommands()["train"]._actions if "--preset" in a.option_strings)
+    for path in (REPO / "recipes").glob("*/*.yaml"):
+        for name in (yaml.safe_load(path.read_text()).get("presets") or {}):
+            assert name in preset.help, (path, name)
+
+
+def test_grid_figures_without_the_grid_folder_point_to_run_figures(tmp_path, capsys):
+    assert main(["figures", "--runs", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ferlab figures {curves,attention,umap,signals,confusion} RUN..." in err

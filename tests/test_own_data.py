@@ -87,7 +87,7 @@ def test_readme_own_data_commands_end_to_end(workdir, capsys):
         out = capsys.readouterr()
         outputs.append(out.out + out.err)
         assert "Traceback" not in outputs[-1] and not re.search(r"\bnan\b", outputs[-1], re.I), (cmd, outputs[-1])
-    datasets, noise, train_base, train_eac, eval_test, eval_val, export, predict = outputs[:8]
+    datasets, _, train_base, train_eac, eval_test, eval_val, _, predict = outputs[:8]
 
     # every split counted; noise names are <class>/<file>, as `--noise from_file` matches them
     assert "folder train: 30 images, 3 classes {'happy': 10, 'sad': 10, 'surprise': 10}" in datasets
@@ -123,7 +123,8 @@ def test_readme_own_data_commands_end_to_end(workdir, capsys):
     # the exported file carries the classes; predictions of the flat folder name them
     meta = torch.load("eac-faces.pt", weights_only=True)
     assert meta["classes"] == ["happy", "sad", "surprise"] and meta["image_size"] == 32
-    rows = list(csv.DictReader(open("preds.csv")))
+    with open("preds.csv") as f:
+        rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["path", "prediction", "prob_happy", "prob_sad", "prob_surprise"]
     assert len(rows) == 6 and all(Path(r["path"]).parent.name == "new_faces" for r in rows)
     for r in rows:

@@ -75,7 +75,8 @@ def test_predict_cli_globs_and_batches(run, tmp_path, capsys):
     pattern = str(run / "faces" / "test" / "a-class" / "*.png")
     assert main(["predict", str(run / "runs" / "r"), pattern, str(run / "gray.png"), "--out", str(out),
                  "--batch-size", "3", "--no-progress"]) == 0
-    rows = list(csv.DictReader(open(out)))
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
     files = sorted(Path(pattern).parent.glob("*.png")) + [run / "gray.png"]
     assert [r["path"] for r in rows] == [str(f) for f in files]
     probs = Predictor.load(run / "runs" / "r").predict(files).probs

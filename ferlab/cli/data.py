@@ -4,7 +4,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .common import add_command, add_dataset_flags, add_root_flag, add_split_flags, dataset_args, dataset_names, device_arg
+from .common import (
+    add_command,
+    add_dataset_flags,
+    add_root_flag,
+    add_split_flags,
+    dataset_args,
+    dataset_names,
+    device_arg,
+)
 
 
 def cmd_noise(args) -> int:

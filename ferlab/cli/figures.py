@@ -31,7 +31,13 @@ def cmd_figures(args) -> int:
         entry = figure_from_runs(args.kind, args.run_dirs, out, args.name, command)
         print(f"wrote {', '.join(entry['files'])} ({len(entry['runs'])} runs; manifest {out}/manifest.json)")
         return 0
+    from pathlib import Path
+
+    from ..errors import UserError
     from ..figures import build_figures
+    if not Path(args.runs).is_dir():
+        raise UserError(f"{args.runs}: no such folder of grid runs; for runs of your own use "
+                        f"`ferlab figures {{{','.join(KIND_HELP)}}} RUN...`")
     out = args.out or "figures"
     result = build_figures(args.runs, out, args.only)
     for name, absent in result["missing"].items():

@@ -1,6 +1,7 @@
 """``ferlab predict``: class probabilities for image files, from a run or an exported model."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import sys
@@ -63,16 +64,11 @@ def cmd_predict(args) -> int:
     paths = expand_inputs(args.inputs)
     predictor = Predictor.load(args.model, args.device)
     preds = predictor.predict([str(p) for p in paths], batch_size=args.batch_size, progress=not args.no_progress)
-    header = ["path", "prediction", *(f"prob_{c}" for c in preds.classes)]
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
+    with open(args.out, "w", newline="") if args.out else contextlib.nullcontext(sys.stdout) as out:
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(header)
+        w.writerow(["path", "prediction", *(f"prob_{c}" for c in preds.classes)])
         for path, label, probs in zip(paths, preds.labels, preds.probs):
             w.writerow([str(path), label, *(f"{p:.6f}" for p in probs)])
-    finally:
-        if args.out:
-            out.close()
     if args.cam:
         write_overlays(predictor, paths, preds, Path(args.cam), args.cam_kind, args.batch_size)
     if args.out:

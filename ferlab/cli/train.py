@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .common import DATASET_FLAGS, add_command, add_dataset_flags, dataset_names, device_arg, parse_key_value
@@ -81,6 +82,20 @@ A recipe (recipes/<method>/<dataset>.yaml) sets the method and, per --preset, ba
 epochs and batch; with --dataset naming another dataset its dataset settings are ignored (a notice
 says which). Flags override the recipe, --set KEY=VALUE overrides anything. Options left unset take
 the method's official values; the run prints every resolved setting when it starts."""
+
+
+def recipe_presets() -> list[str]:
+    """Every preset name the repository's ``recipes/*/*.yaml`` define (none in an installed copy
+    without them), in first-seen order."""
+    import yaml
+    root = Path(__file__).resolve().parents[2] / "recipes"
+    names: dict[str, None] = {}
+    for path in sorted(root.glob("*/*.yaml")):
+        try:
+            names.update(dict.fromkeys((yaml.safe_load(path.read_text()) or {}).get("presets") or {}))
+        except (yaml.YAMLError, AttributeError):
+            continue
+    return list(names)
 
 
 def _choices(spec):
@@ -176,8 +191,8 @@ def protocol_line(summary: dict) -> str:
 def add_parser(sub) -> None:
     tr = add_command(sub, "train", "train a method (works under torchrun)", EXAMPLES)
     tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
-    tr.add_argument("--preset", help="preset inside a recipe: paper | cpu | ... (the recipe lists its own; "
-                                     "required when the recipe has presets)")
+    tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
+                                     "recipes here define: " + (", ".join(recipe_presets()) or "-"))
     from ..engine.config import TrainConfig
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, typ in TRAIN_FLAGS.items():

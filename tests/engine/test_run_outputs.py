@@ -40,11 +40,12 @@ def test_best_checkpoint_evaluates_to_the_logged_best_validation(run):
 
 def test_metrics_csv_holds_the_jsonl_rows(run):
     path, _, rows = run
-    table = list(csv.DictReader(open(path / "metrics.csv")))
+    with open(path / "metrics.csv") as f:
+        table = list(csv.DictReader(f))
     assert len(table) == len(rows) == 3
     for got, want in zip(table, rows):
         flat = flatten_row(want)
-        assert set(k for k, v in got.items() if v != "") == set(flat)       # train_fit.* only where measured
+        assert {k for k, v in got.items() if v != ""} == set(flat)          # train_fit.* only where measured
         for key, val in flat.items():
             assert type(val)(got[key]) == val if not isinstance(val, bool) else got[key] == str(val), key
     assert "train_fit.memorised_flipped" in table[0] and table[0]["train_fit.memorised_flipped"] == ""
