@@ -9,10 +9,15 @@ batched augmentation:
 - ``predict(images) -> (N, C)`` logits on *normalised* images (inference cost of
   the plain backbone + classifier); ``prepare(uint8 images)`` applies the eval
   transform; ``features(images) -> (N, D)`` penultimate features.
-- ``cam_target_layer`` for Grad-CAM; ``setup_train(train_set)`` and ``on_epoch_start(epoch)`` hooks.
+- ``cam_target_layer`` for Grad-CAM (the last block of the stage feeding the head);
+  ``setup_train(train_set)`` and ``on_epoch_start(epoch)`` hooks.
 - ``param_groups(lr)`` for the optimizer (methods with several learning rates
   override it). Per-sample state (banks, lambdas, centres) lives in buffers so it
   is checkpointed with ``state_dict``.
+
+Methods see the backbone through its contract and stage description (:mod:`ferlab.models.stages`:
+``stages``, ``stage_names``, ``feature_info``, ``forward_stem``, ``forward_stages``), never through
+ResNet attribute names, so every method runs on every registered backbone.
 """
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ def method_class(name: str) -> type["Method"]:
 
 
 def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> "Method":
-    """Build a registered method around ``backbone`` (a :class:`~ferlab.models.ResNet`)."""
+    """Build a registered method around ``backbone`` (any registered backbone: :class:`~ferlab.models.ResNet`,
+    :class:`~ferlab.models.DlibResNet`)."""
     return method_class(name)(backbone=backbone, num_classes=num_classes, **cfg)
 
 
@@ -100,8 +106,9 @@ class Method(nn.Module):
         return {}
 
     def export_inference_model(self) -> nn.Module:
-        """A standalone eval-mode :class:`~ferlab.models.ResNet` giving :meth:`predict`'s logits
-        (for methods whose inference is the backbone and its classifier)."""
+        """A standalone eval-mode copy of the backbone (:class:`~ferlab.models.ResNet`,
+        :class:`~ferlab.models.DlibResNet`) giving :meth:`predict`'s logits (for methods whose
+        inference is the backbone and its classifier)."""
         import copy
         if not isinstance(getattr(self.backbone, "fc", None), nn.Linear):
             raise NotImplementedError(f"{type(self).__name__}: inference is not a plain backbone + classifier; "
@@ -112,7 +119,10 @@ class Method(nn.Module):
 
     @property
     def cam_target_layer(self) -> nn.Module:
-        return self.backbone.layer4[-1]
+        """The module whose output Grad-CAM reads: the last block of the stage feeding the head
+        (``backbone.stages[-1]``; ResNet: ``layer4[-1]``). Its output is the stage's output."""
+        stage = self.backbone.stages[-1]
+        return stage[-1] if isinstance(stage, nn.Sequential) else stage
 
     def setup_train(self, train_set) -> None:
         """Called once with the training :class:`~ferlab.data.FERDataset` before a checkpoint is
