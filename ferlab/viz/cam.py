@@ -130,7 +130,8 @@ class MethodCAM:
     Args:
         method: a Method (DDP-wrapped is fine).
         kind: ``gradcam`` | ``gradcam++`` | ``eigencam``.
-        target_layer: default ``method.cam_target_layer`` (the last residual block).
+        target_layer: default ``method.cam_target_layer`` (the last block of the backbone's stage
+            feeding the head, on any backbone: ResNet ``layer4[-1]``, dlib_resnet29 its ``out_stage``).
     ``cam(images, classes=None)``: normalised (N, 3, H, W) -> (N, H, W) float in [0, 1];
     gradients are enabled inside even when called under ``torch.no_grad()``.
     """
