@@ -5,9 +5,10 @@ The backbone's stem + first stage (layer1 of a ResNet) feed two branches: the ex
 landmark branch (its own copy of ``stages[1:]`` and an FPN top-down path to heatmaps at the first
 stage's resolution, stride 4, trained with the weighted Adaptive Wing loss). Any backbone with a
 stage description (:mod:`ferlab.models.stages`) and at least two stages works: ResNet-18's
-layer2-4, or dlib_resnet29's stages 2..``out_stage``. Each step estimates a label distribution for every sample from its K = 8 batch
-neighbours in the expression (u) and landmark (v) feature spaces, averages it into a per-sample
-bank (m = 0.9), and adds KL(target || prediction) to CE; projections of u and v are contrasted
+layer2-4, or dlib_resnet29's stages 2..``out_stage``. Each step estimates a label distribution for
+every sample from its K = 8 batch neighbours in the expression (u) and landmark (v) feature
+spaces, averages it into a per-sample bank (m = 0.9), and adds KL(target || prediction) to CE;
+projections of u and v are contrasted
 across modalities against queues of momentum-encoder keys, with positives shared by samples whose
 pseudo label (the target's argmax at confidence >= 0.7) agrees.
 
@@ -20,6 +21,10 @@ heatmap centre at 4 or less peaks one pixel further in; ``exact``: the peak at t
 see :func:`~ferlab.losses.landmark_contrastive.heatmap_targets`). Not reproduced: the
 DDP batch shuffle for the key encoder (moot under the official SyncBN, a no-op in one process);
 FPN upsampling goes to the lateral's size instead of x2 (equal at 224 px, needed at 48 px).
+Heatmap cell j stands for input pixel j * (input side / heatmap side), as in the official target
+generator; on an unpadded backbone (dlib_resnet29: 12 x 12 heatmaps at 55 px, 26 x 26 at 112 px)
+the receptive-field centre of cell j is pixel 4 j + 5, so targets near the top/left edge sit up to
+about one cell from the features that see them.
 The bank, queues and momentum encoder are buffers/modules, so they are checkpointed.
 """
 from __future__ import annotations
