@@ -13,8 +13,9 @@ per method and size, images/s, steps/s, peak memory (this process's RSS high-wat
 allocator peak), the step-time ratio to the baseline step, the FLOPs of one training step
 (``torch.utils.flop_counter``: matmuls and convolutions, forward + backward) and the achieved
 fraction of the peak; each row names its backbone, weights and ``backbone_args``. The input
-normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is the trainer's: uint8 batch -> device -> batched
-augmentation -> forward -> loss -> backward -> optimizer step (AMP + channels_last on CUDA), with
+normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is
+the trainer's: uint8 batch -> device -> batched augmentation -> forward -> loss -> backward ->
+optimizer step (AMP + channels_last on CUDA), with
 each method's per-sample state sized by ``setup_train`` on a synthetic training set (LDLVA's
 neighbours from its valence/arousal, LA-Net's landmarks: both carried by the synthetic faces).
 ``--repeats`` measures everything several times round-robin and keeps the median repeat.
