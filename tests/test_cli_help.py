@@ -24,9 +24,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 NAMES = sorted(subcommands())
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    reason="cli/audit.py adds TRAIN_FLAGS without help (ferlab.cli.train.add_train_flags has it) and no examples",
-    strict=False)) if n == "audit" else n for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_every_option_has_help_and_every_subcommand_examples(name):
     parser = subcommands()[name]
     for action in parser._actions:

@@ -12,13 +12,19 @@ sheet of the top-k images and a summary JSON into DIR.
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
-from .common import DATASET_FLAGS, add_dataset_flags
-from .train import TRAIN_FLAGS
+from .common import DATASET_FLAGS, HelpFormatter
+from .train import TRAIN_FLAGS, add_train_flags
+
+EXAMPLES = """examples:
+  ferlab audit runs/ferplus-cpu/baseline-fer2013-s0 --out audit-baseline
+  ferlab audit runs/ferplus-cpu/{rul,ldlva}-fer2013-s0 --out audit-rank-average   # rank averaging of two runs
+  ferlab audit --cleanlab runs/ferplus-cpu/baseline-fer2013-s0 --folds 5 --out audit-cleanlab
+  ferlab audit --cleanlab --config recipes/baseline/ferplus.yaml --preset cpu --label-mode fer2013 \\
+               --folds 5 --out audit-cleanlab"""
 
 
 def _fail(msg: str) -> int:
@@ -93,12 +99,12 @@ def cmd_audit(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("audit", help="rank the training labels by suspicion (noise signals of runs, or cleanlab)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories trained on the same training set")
     p.add_argument("--out", required=True, help="output folder (CSV, contact sheet, summary JSON)")
     p.add_argument("--signal", help="signal to rank every run by (e.g. label_loss); default: each method's own")
     p.add_argument("--top-k", dest="top_k", type=int, default=48, help="images on the contact sheet (default 48)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     cl = p.add_argument_group("cleanlab (extra ferlab[audit])")
     cl.add_argument("--cleanlab", action="store_true", help="K-fold out-of-sample probabilities -> find_label_issues")
     cl.add_argument("--folds", type=int, default=5, help="K (default 5)")
@@ -108,8 +114,5 @@ def add_parser(sub) -> None:
     tr = p.add_argument_group("training of the folds (--cleanlab; as ferlab train)")
     tr.add_argument("--config", help="YAML config or recipe")
     tr.add_argument("--preset", help="preset inside a recipe")
-    for key, typ in TRAIN_FLAGS.items():
-        tr.add_argument("--" + key.replace("_", "-"), dest=key, type=typ)
-    add_dataset_flags(tr)
-    tr.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config key")
+    add_train_flags(tr)
     p.set_defaults(func=cmd_audit)

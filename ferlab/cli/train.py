@@ -188,11 +188,9 @@ def protocol_line(summary: dict) -> str:
     return line
 
 
-def add_parser(sub) -> None:
-    tr = add_command(sub, "train", "train a method (works under torchrun)", EXAMPLES)
-    tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
-    tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
-                                     "recipes here define: " + (", ".join(recipe_presets()) or "-"))
+def add_train_flags(tr) -> None:
+    """Every TrainConfig flag with its help, choices and default, the dataset flags and ``--set``
+    (``ferlab train`` and ``ferlab audit --cleanlab``, which trains folds with the same options)."""
     from ..engine.config import TrainConfig
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, typ in TRAIN_FLAGS.items():
@@ -209,6 +207,14 @@ def add_parser(sub) -> None:
     add_dataset_flags(tr)
     tr.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="any config key, also nested: method_args.lam=3, dataset_args.image_size=64")
+
+
+def add_parser(sub) -> None:
+    tr = add_command(sub, "train", "train a method (works under torchrun)", EXAMPLES)
+    tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
+    tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
+                                     "recipes here define: " + (", ".join(recipe_presets()) or "-"))
+    add_train_flags(tr)
     tr.add_argument("--resume", action="store_true", help="continue OUT_DIR/NAME/checkpoints/last.pt (an error if there is none)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
