@@ -57,7 +57,7 @@ def test_official_csv_knn_column_round_trips_and_bad_rows_name_the_line(tmp_path
         load_neighbors(tmp_path / "self.csv")
 
 
-def test_cli_builds_feature_neighbours_from_a_run_and_ldlva_trains_on_them(tmp_path):
+def test_cli_builds_feature_neighbours_from_a_run_and_ldlva_trains_on_them(tmp_path, capsys):
     """`ferlab neighbors --space features --checkpoint RUN` -> a file an LDLVA run reads."""
     import torch
 
@@ -67,8 +67,8 @@ def test_cli_builds_feature_neighbours_from_a_run_and_ldlva_trains_on_them(tmp_p
     base = dict(out_dir=str(tmp_path), dataset_args={"n": 64, "image_size": 32}, backbone="resnet10", input_size=32,
                 epochs=1, batch_size=16, lr=1e-3, progress=False, limit_eval=16)
     fit(TrainConfig(method="baseline", name="feat", **base))
-    with pytest.raises(SystemExit, match="needs checkpoint"):
-        main(["neighbors", "--dataset", "synthetic", "--space", "features", "--out", str(tmp_path / "x.npz")])
+    assert main(["neighbors", "--dataset", "synthetic", "--space", "features", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "needs checkpoint" in capsys.readouterr().err
     cfg = TrainConfig(method="ldlva", name="ldlva", **base)
     cfg.save_yaml(tmp_path / "ldlva.yaml")
     assert main(["neighbors", "--config", str(tmp_path / "ldlva.yaml"), "--space", "features", "--checkpoint",
