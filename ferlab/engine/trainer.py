@@ -257,7 +257,8 @@ class Trainer:
         self.num_classes = self.train_set.num_classes
         for ds in [self.train_set, *self.eval_sets.values()]:
             if ds.classes != self.train_set.classes:
-                raise ValueError(f"{ds.name} classes {ds.classes} differ from training classes {self.train_set.classes}")
+                raise DatasetError(f"{ds.name} classes {ds.classes} differ from training classes "
+                                   f"{self.train_set.classes}")
             ds.preload(progress=cfg.progress and self.info.is_main)
             if cfg.cache == "gpu" and self.device.type == "cuda":
                 ds.cache.to(self.device)
@@ -267,8 +268,8 @@ class Trainer:
         backbone = create_backbone(cfg.backbone, weights=cfg.weights, num_classes=self.num_classes,
                                    min_match=cfg.min_weight_match, verbose=self.info.is_main, **cfg.backbone_args)
         if cfg.input_size < backbone.min_input_size:
-            raise ValueError(f"input_size {cfg.input_size} is below the minimum input of {cfg.backbone} "
-                             f"{cfg.backbone_args or ''}: {backbone.min_input_size} px")
+            raise ConfigError(f"input_size {cfg.input_size} is below the minimum input of {cfg.backbone} "
+                              f"{cfg.backbone_args or ''}: {backbone.min_input_size} px")
         mean, std = cfg.normalisation(backbone.pretrained_cfg)
         try:       # a method checks its arguments (and what it needs from the data) when it is built
             self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
@@ -290,8 +291,8 @@ class Trainer:
         per_rank = max(1, cfg.batch_size // self.info.world_size)
         steps = steps_per_epoch(len(self.train_set) // self.info.world_size, per_rank, cfg.drop_last)
         if cfg.drop_last and not steps:
-            raise ValueError(f"drop_last: {len(self.train_set) // self.info.world_size} training images per process "
-                             f"fill no batch of {per_rank}; lower batch_size or set drop_last: false")
+            raise ConfigError(f"drop_last: {len(self.train_set) // self.info.world_size} training images per "
+                              f"process fill no batch of {per_rank}; lower batch_size or set drop_last: false")
         self.scheduler = build_scheduler(self.optimizer, cfg, steps)
         self.per_step_schedule = cfg.scheduler in PER_STEP_SCHEDULERS
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
