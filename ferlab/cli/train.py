@@ -28,8 +28,9 @@ TRAIN_HELP = {
                 "datasets"),
     "data_root": ("dataset root folder (default: $FERLAB_DATA/<dataset> or ../shared/data/<dataset>)", None),
     "backbone": ("network", "backbones"),
-    "weights": ("pretrained weights: a user checkpoint file in a format ferlab.models.weights knows "
-                "(default: none, random init)", None),
+    "weights": ("pretrained weights: a named entry shipped by an installed package (dlib: dlib_resnet29's face "
+                "weights, extra ferlab[landmarks]) or a user checkpoint file in a format ferlab.models.weights "
+                "knows (default: none, random init)", None),
     "input_size": ("side of the network input in pixels", None),
     "epochs": ("training epochs (default: the method's official value)", None),
     "batch_size": ("global batch size, split over torchrun processes (default: the method's)", None),

@@ -168,15 +168,6 @@ class DlibResNet(StagedBackbone, nn.Module):
                              f"got {x.shape[-2]}x{x.shape[-1]}")
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, num_features, h, w), the output of stage ``out_stage``."""
-        return self.forward_stages(self.forward_stem(x))
-
-    def forward_head(self, f: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(N, C, h, w) -> logits (N, num_classes), or pooled (N, C) if ``pre_logits``."""
-        f = self.global_pool(f).flatten(1)
-        return f if pre_logits else self.fc(self.drop(f))
-
     def forward_descriptor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised images -> (N, 128) dlib face descriptors (needs ``descriptor=True``)."""
         if self.descriptor is None:

@@ -112,15 +112,6 @@ class ResNet(StagedBackbone, nn.Module):
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) -> (N, C, H/32, W/32) last feature map."""
-        return self.forward_stages(self.forward_stem(x))
-
-    def forward_head(self, f: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(N, C, h, w) -> logits (N, num_classes), or pooled (N, C) if ``pre_logits``."""
-        f = self.global_pool(f).flatten(1)
-        return f if pre_logits else self.fc(self.drop(f))
-
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()

@@ -38,6 +38,16 @@ class StagedBackbone:
         return [{"module": n, "channels": c, "reduction": r}
                 for n, c, r in zip(self.stage_names, self._stage_channels, self._stage_reductions)]
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, num_features, h, w): the stem, then every stage."""
+        return self.forward_stages(self.forward_stem(x))
+
+    def forward_head(self, f: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(N, C, h, w) -> logits (N, num_classes), or the pooled (N, C) features if ``pre_logits``
+        (needs ``global_pool``, ``drop`` and ``fc`` on the backbone)."""
+        f = self.global_pool(f).flatten(1)
+        return f if pre_logits else self.fc(self.drop(f))
+
     def forward_stages(self, x: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
         """Run ``stages[start:end]`` on ``x`` (the stem's output when ``start == 0``, else the
         output of stage ``start - 1``)."""
