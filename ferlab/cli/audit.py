@@ -27,11 +27,6 @@ EXAMPLES = """examples:
                --folds 5 --out audit-cleanlab"""
 
 
-def _fail(msg: str) -> int:
-    print(f"ferlab audit: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def _train_flags_given(args) -> list[str]:
     keys = [k for k in (*TRAIN_FLAGS, *DATASET_FLAGS) if getattr(args, k) is not None and k != "device"]
     return ["--" + k.replace("_", "-") for k in keys] + ["--config"] * bool(args.config) + \
@@ -60,29 +55,26 @@ def _cleanlab_config(args):
 
 
 def cmd_audit(args) -> int:
-    from ..audit import AuditError, MissingExtraError, audit_runs, cleanlab_audit, cross_val_probs, write_report
+    from ..audit import AuditError, audit_runs, cleanlab_audit, cross_val_probs, write_report
     command = "ferlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["audit"] else None
-    try:
-        if args.cleanlab:
-            from ..audit import require_cleanlab
-            require_cleanlab()              # before hours of fold training, not after
-            if args.folds < 2:
-                raise AuditError(f"--folds must be >= 2, got {args.folds}")
-            cfg = _cleanlab_config(args)
-            cv = cross_val_probs(cfg, args.folds, args.fold_seed, device=args.device or cfg.device)
-            audit = cleanlab_audit(cv["dataset"], cv["probs"], filter_by=args.filter_by, source={
-                "folds": args.folds, "fold_seed": args.fold_seed, "fold_runs": [str(r) for r in cv["runs"]],
-                "method": cfg.method, "train_time_s": sum(cv["train_time_s"])})
-        else:
-            given = _train_flags_given(args)
-            if given:
-                raise AuditError(f"{', '.join(given)}: training flags apply with --cleanlab only")
-            if not args.runs:
-                raise AuditError("give one or more run directories (or --cleanlab)")
-            audit = audit_runs(args.runs, signal=args.signal, device=args.device or "auto",
-                               progress=not args.no_progress)
-    except (AuditError, MissingExtraError) as e:
-        return _fail(str(e))
+    if args.cleanlab:
+        from ..audit import require_cleanlab
+        require_cleanlab()              # before hours of fold training, not after
+        if args.folds < 2:
+            raise AuditError(f"--folds must be >= 2, got {args.folds}")
+        cfg = _cleanlab_config(args)
+        cv = cross_val_probs(cfg, args.folds, args.fold_seed, device=args.device or cfg.device)
+        audit = cleanlab_audit(cv["dataset"], cv["probs"], filter_by=args.filter_by, source={
+            "folds": args.folds, "fold_seed": args.fold_seed, "fold_runs": [str(r) for r in cv["runs"]],
+            "method": cfg.method, "train_time_s": sum(cv["train_time_s"])})
+    else:
+        given = _train_flags_given(args)
+        if given:
+            raise AuditError(f"{', '.join(given)}: training flags apply with --cleanlab only")
+        if not args.runs:
+            raise AuditError("give one or more run directories (or --cleanlab)")
+        audit = audit_runs(args.runs, signal=args.signal, device=args.device or "auto",
+                           progress=not args.no_progress)
     info = write_report(audit, args.out, top_k=args.top_k, command=command)
     how = audit.source.get("combine") or audit.source.get("rank")
     print(f"ranked {info['n']} training labels ({how})")
