@@ -37,6 +37,7 @@ import torch
 
 from ferlab.engine.checkpoint import write_text_atomic
 from ferlab.engine.config import TrainConfig
+from ferlab.engine.run_lock import pid_alive
 from ferlab.engine.trainer import read_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,14 +95,13 @@ def acquire_lock(run: Path) -> bool:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)
+                holder = lock.read_text().strip() or 0
+            except FileNotFoundError:             # released meanwhile
+                holder = None
+            if holder is not None and pid_alive(holder):
                 return False                      # alive: someone else trains this run
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)      # stale
-                continue
-            except PermissionError:
-                return False
+            lock.unlink(missing_ok=True)          # stale
+            continue
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
         return True

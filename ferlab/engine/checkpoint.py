@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import REFUSAL, CheckpointError, unpickling_refusal
+from .run_lock import pid_alive
 
 #: what every ferlab run checkpoint holds (``Trainer.state_dict``); resuming needs all of them
 RUN_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "global_step", "rng", "history",
@@ -71,16 +72,6 @@ def write_text_atomic(text: str, path: str | Path) -> None:
     _write_atomic(path, lambda f: f.write(text), "w")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # alive, another user's
-        return True
-    return True
-
-
 def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     """Delete the ``.<name>.tmp<pid>`` files that an atomic write killed mid-way left in ``folder``
     (only those whose process is gone, or this process's own). Returns the removed paths."""
@@ -90,7 +81,7 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
         return removed
     for f in folder.iterdir():
         m = _TEMP.match(f.name)
-        if m and f.is_file() and (int(m.group(1)) == os.getpid() or not _pid_alive(int(m.group(1)))):
+        if m and f.is_file() and (int(m.group(1)) == os.getpid() or not pid_alive(m.group(1))):
             f.unlink(missing_ok=True)
             removed.append(f)
     return removed

@@ -55,7 +55,8 @@ def describe(rec: dict) -> str:
     return f"pid {rec.get('pid', '?')} on {rec.get('host', '?')}, started {started}{cmd}"
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether process ``pid`` (an int or its text) exists on this host (another user's counts)."""
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError, TypeError):
@@ -104,7 +105,7 @@ class RunLock:
             if fcntl is None:
                 rec = _read_record(fd)
                 if rec.get("host") == socket.gethostname() and rec.get("pid") != os.getpid() \
-                        and _pid_alive(rec.get("pid")):
+                        and pid_alive(rec.get("pid")):
                     os.close(fd)
                     self.refuse(rec)
                 break
@@ -163,7 +164,7 @@ def lock_holder(run_dir: str | Path) -> dict | None:
     try:
         if fcntl is None:
             rec = _read_record(fd)
-            alive = rec.get("host") == socket.gethostname() and _pid_alive(rec.get("pid"))
+            alive = rec.get("host") == socket.gethostname() and pid_alive(rec.get("pid"))
             return rec if alive and rec.get("pid") != os.getpid() else None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
