@@ -139,12 +139,7 @@ class Predictor:
         from .errors import CheckpointError
         from .models.export import FORMAT
 
-        path = Path(path)
-        if path.is_dir():
-            path = path / "checkpoints" / "last.pt"
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no checkpoint or exported model (give a run folder, a checkpoint "
-                                  f".pt or a `ferlab export` file)")
+        path = ckpt.run_checkpoint(path, "a run folder, a checkpoint .pt or a `ferlab export` file")
         state = ckpt.load(path)
         if isinstance(state, dict) and state.get("format") == FORMAT:
             return cls._from_export(state, device, str(path))

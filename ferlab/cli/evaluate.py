@@ -7,21 +7,10 @@ from pathlib import Path
 from .common import parse_key_value
 
 
-def checkpoint_path(run: str) -> Path:
-    """A run directory or a checkpoint file -> the checkpoint file (a CheckpointError naming where
-    it looked if there is none)."""
-    from ..errors import CheckpointError
-    path = Path(run)
-    ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    if not ck.is_file():
-        what = "the run directory has no checkpoints/last.pt" if path.is_dir() else "no such file or run directory"
-        raise CheckpointError(f"{ck}: no checkpoint ({what}); give a run directory or its checkpoints/last.pt")
-    return ck
-
-
 def cmd_eval(args) -> int:
+    from ..engine.checkpoint import run_checkpoint
     from ..engine.trainer import evaluate_checkpoint
-    ck = checkpoint_path(args.run)
+    ck = run_checkpoint(args.run)
     overrides = {}
     for item in args.dataset_arg or []:
         key, val = parse_key_value(item, "--dataset-arg")
@@ -42,7 +31,7 @@ def cmd_export(args) -> int:
     from ..engine.trainer import method_from_state
     from ..models.export import save_inference_model
     from ..predictor import checkpoint_metadata
-    ck = checkpoint_path(args.run)
+    ck = ckpt.run_checkpoint(args.run)
     state = ckpt.load_run_state(ck)
     method, cfg, _ = method_from_state(state, "cpu", source=str(ck))
     classes, image_size = checkpoint_metadata(state)

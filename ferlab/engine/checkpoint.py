@@ -87,6 +87,18 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     return removed
 
 
+def run_checkpoint(path: str | Path, expected: str = "a run directory or its checkpoints/last.pt") -> Path:
+    """A run directory (its ``checkpoints/last.pt``) or a checkpoint file -> the file; a
+    :class:`~ferlab.errors.CheckpointError` naming where it looked when there is none (``expected``:
+    what the caller accepts, for the message)."""
+    path = Path(path)
+    ck = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if not ck.is_file():
+        what = "the run directory has no checkpoints/last.pt" if path.is_dir() else "no such file or run directory"
+        raise CheckpointError(f"{ck}: no checkpoint ({what}); give {expected}")
+    return ck
+
+
 def load(path: str | Path) -> dict:
     """Read a torch checkpoint safely (``weights_only=True``: tensors, numbers, strings, containers);
     every failure is a :class:`~ferlab.errors.CheckpointError` that names the file."""
