@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AuditError
-from .probs import load_fresh_npz, predict_probs, save_npz_atomic
+from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+from .probs import predict_probs
 
 
 def fold_config(cfg, k: int, fold: int, seed: int = 0):

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+
 
 @torch.no_grad()
 def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
@@ -23,21 +25,6 @@ def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool
         logits = method.predict(method.prepare(b["image"].to(device))).float()
         out.append(torch.softmax(logits, 1).cpu())
     return torch.cat(out).double().numpy()
-
-
-def save_npz_atomic(path: Path, **arrays) -> None:
-    """``np.savez`` to a temp file in the same folder, then rename over ``path``."""
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
-def load_fresh_npz(path: Path, source: Path) -> dict | None:
-    """The arrays of ``path`` if it exists and is not older than ``source``, else ``None``."""
-    if path.is_file() and path.stat().st_mtime >= source.stat().st_mtime:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    return None
 
 
 def run_train_probs(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.checkpoint import write_text_atomic
+from ..engine.checkpoint import write_atomic, write_text_atomic
 from .metrics import detection_report, set_precision_recall
 from .result import LabelAudit
 
@@ -66,14 +66,11 @@ def contact_sheet(audit: LabelAudit, k: int = 48, cols: int = 8, tile_in: float 
 
 
 def save_png_atomic(fig, path: str | Path) -> Path:
+    """``fig`` as a PNG at its own dpi, written atomically; the figure is closed."""
     import matplotlib.pyplot as plt
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, format="png")
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def summary(audit: LabelAudit, k: int = 48, ks=(500, 1000, 2000)) -> dict:

@@ -45,7 +45,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _write_atomic(path: str | Path, write, mode: str) -> None:
+def write_atomic(path: str | Path, write, mode: str = "wb") -> None:
     """``write(f)`` to a temp file in the same folder, fsync, then rename over ``path``: a crash
     (or a concurrent reader) never sees a half-written file."""
     path = Path(path)
@@ -64,12 +64,27 @@ def _write_atomic(path: str | Path, write, mode: str) -> None:
 
 def save_atomic(obj, path: str | Path) -> None:
     """``torch.save`` that never leaves a truncated checkpoint behind."""
-    _write_atomic(path, lambda f: torch.save(obj, f), "wb")
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def write_text_atomic(text: str, path: str | Path) -> None:
     """``Path.write_text`` that never leaves half a file behind (results JSON shared by grid workers)."""
-    _write_atomic(path, lambda f: f.write(text), "w")
+    write_atomic(path, lambda f: f.write(text), "w")
+
+
+def save_npz_atomic(path: str | Path, **arrays) -> None:
+    """``np.savez`` that never leaves half a file behind."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def load_fresh_npz(path: str | Path, source: str | Path) -> dict | None:
+    """The arrays of a cache ``path`` computed from ``source`` (e.g. a run's checkpoint), or ``None``
+    when there is none or it is older than ``source``."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_mtime >= Path(source).stat().st_mtime:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    return None
 
 
 def remove_stale_temp_files(folder: str | Path) -> list[Path]:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .checkpoint import load_fresh_npz, save_npz_atomic
+
 
 @torch.no_grad()
 def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
@@ -47,9 +49,9 @@ def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True,
     run = Path(run_dir)
     ck = run / "checkpoints" / "last.pt"
     path = run / "signals.npz"
-    if cache and path.is_file() and path.stat().st_mtime >= ck.stat().st_mtime:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+    cached = load_fresh_npz(path, ck) if cache else None
+    if cached is not None:
+        return cached
     method, cfg, dev = load_run_method(ck, device)
     ds = build_train_set(cfg)[0].preload(progress=False)
     out = noise_signals(method, ds, dev, progress=progress)
@@ -57,7 +59,5 @@ def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True,
     out["flipped"] = (ds.labels != ds.clean_labels) & known if ds.clean_labels is not None else known
     out["known"] = known
     if cache:
-        tmp = path.with_name(".signals.tmp.npz")
-        np.savez(tmp, **out)
-        tmp.replace(path)
+        save_npz_atomic(path, **out)
     return out
