@@ -9,21 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+from ..engine.inference import batched_logits
 
 
 @torch.no_grad()
 def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
     """(N, C) float64 softmax of ``method.predict`` (eval mode, eval transform) on every image of
     ``dataset``, in dataset order."""
-    method.eval()
-    out = []
-    for lo in tqdm(range(0, len(dataset), batch_size), desc="probabilities", disable=not progress, leave=False):
-        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
-        logits = method.predict(method.prepare(b["image"].to(device))).float()
-        out.append(torch.softmax(logits, 1).cpu())
+    out = [torch.softmax(logits.float(), 1).cpu()
+           for _, logits in batched_logits(method, dataset, device, batch_size, progress=progress, desc="probabilities")]
     return torch.cat(out).double().numpy()
 
 

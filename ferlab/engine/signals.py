@@ -17,20 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .checkpoint import load_fresh_npz, save_npz_atomic
+from .inference import batched_logits
 
 
 @torch.no_grad()
 def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
     """(N,) cross-entropy of each training label under ``method.predict`` (eval mode)."""
-    method.eval()
-    out = []
-    for lo in tqdm(range(0, len(dataset), batch_size), desc="label loss", disable=not progress, leave=False):
-        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
-        logits = method.predict(method.prepare(b["image"].to(device))).float()
-        out.append(F.cross_entropy(logits, b["label"].to(device), reduction="none").cpu())
+    out = [F.cross_entropy(logits.float(), b["label"].to(device), reduction="none").cpu()
+           for b, logits in batched_logits(method, dataset, device, batch_size, progress=progress, desc="label loss")]
     return torch.cat(out).numpy()
 
 

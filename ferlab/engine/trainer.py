@@ -32,7 +32,8 @@ from ..models import backbone_info, create_backbone
 from . import checkpoint as ckpt
 from ..errors import CheckpointError, ConfigError, UserError
 from .config import TrainConfig
-from .distributed import DistInfo, all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
+from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
+from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
@@ -143,31 +144,6 @@ def build_eval_set(cfg: TrainConfig, which: str):
     if cfg.limit_eval:
         ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
     return ds
-
-
-@torch.no_grad()
-def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo = DistInfo(),
-                    amp=None, channels_last: bool = False, progress: bool = False, desc: str = "eval") -> np.ndarray:
-    """Predictions for every sample of ``dataset`` (each rank takes a stride, results are
-    all-gathered without padding duplicates). Returns (N,) int predictions."""
-    method.eval()
-    idx = np.arange(len(dataset))[info.rank::info.world_size]
-    preds = []
-    bar = tqdm(range(0, len(idx), batch_size), desc=desc, disable=not (progress and info.is_main), leave=False)
-    for lo in bar:
-        b = dataset.get_batch(idx[lo:lo + batch_size])
-        x = b["image"].to(device, non_blocking=True)
-        x = method.prepare(x)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
-            logits = method.predict(x)
-        preds.append(logits.argmax(1).cpu())
-    mine = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
-    out = np.full(len(dataset), -1, dtype=np.int64)
-    for rank, part in enumerate(all_gather_objects(mine, info)):
-        out[np.arange(len(dataset))[rank::info.world_size]] = part
-    return out
 
 
 def steps_per_epoch(n: int, per_rank: int, drop_last: bool) -> int:

@@ -1,0 +1,48 @@
+"""A trained method's outputs on every image of a dataset (eval mode, eval transform, no grad).
+
+:func:`batched_logits` is the one loop: :func:`predict_dataset` (the trainer's and ``ferlab eval``'s
+predictions, split over DDP ranks), :func:`ferlab.engine.signals.label_loss` and
+:func:`ferlab.audit.probs.predict_probs` reduce its logits.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .distributed import DistInfo, all_gather_objects
+
+
+@torch.no_grad()
+def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, amp=None, channels_last: bool = False,
+                   progress: bool = False, desc: str = "predict"):
+    """Yield ``(batch, logits)`` over ``dataset`` (or its ``rows``), in order, ``batch_size`` images at a
+    time: ``batch`` is ``dataset.get_batch``'s dict, ``logits`` (B, C) = ``method.predict`` of the
+    prepared images on ``device`` (under autocast to ``amp`` when given). ``method`` is put in eval mode."""
+    method.eval()
+    rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
+    for lo in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
+        b = dataset.get_batch(rows[lo:lo + batch_size])
+        x = method.prepare(b["image"].to(device, non_blocking=True))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+            logits = method.predict(x)
+        yield b, logits
+
+
+@torch.no_grad()
+def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo = DistInfo(),
+                    amp=None, channels_last: bool = False, progress: bool = False, desc: str = "eval") -> np.ndarray:
+    """Predictions for every sample of ``dataset`` (each rank takes a stride, results are
+    all-gathered without padding duplicates). Returns (N,) int predictions."""
+    preds = [logits.argmax(1).cpu() for _, logits in batched_logits(
+        method, dataset, device, batch_size, np.arange(len(dataset))[info.rank::info.world_size], amp, channels_last,
+        progress and info.is_main, desc)]
+    mine = torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+    out = np.full(len(dataset), -1, dtype=np.int64)
+    for rank, part in enumerate(all_gather_objects(mine, info)):
+        out[np.arange(len(dataset))[rank::info.world_size]] = part
+    return out
