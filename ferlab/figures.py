@@ -64,7 +64,7 @@ def curves_figure(runs: dict[str, Path], title: str = ""):
 def first_image_per_class(cfg):
     """The first image of each class of a run's test split (else its validation split, else its training
     split) as a batch dict, and that dataset."""
-    from .engine.trainer import build_eval_set, build_train_set
+    from .engine.run_data import build_eval_set, build_train_set
     ds = build_eval_set(cfg, "test") or build_eval_set(cfg, "val") or build_train_set(cfg)[0]
     pick = np.concatenate([np.flatnonzero(ds.labels == c)[:1] for c in range(ds.num_classes)])
     return ds.subset(pick).preload(progress=False).get_batch(np.arange(len(pick))), ds
@@ -127,7 +127,7 @@ def confusion_figure(runs: dict[str, Path], title: str = "test split, last epoch
 
 
 def _noisy_train_set(cfg):
-    from .engine.trainer import build_train_set
+    from .engine.run_data import build_train_set
     return build_train_set(cfg)[0]
 
 

@@ -99,7 +99,7 @@ def checkpoint_metadata(state: dict) -> tuple[list[str], int]:
     classes = run_classes(state)
     if classes is None:
         from .data import build_dataset
-        from .engine.trainer import eval_dataset_args
+        from .engine.run_data import eval_dataset_args
         classes = build_dataset(cfg.dataset, cfg.data_root, cfg.test_split or cfg.train_split,
                                 **eval_dataset_args(cfg)).classes
     image_size = state.get("image_size") or cfg.dataset_args.get("image_size") or cfg.input_size

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AuditError
 from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+from .errors import AuditError
 from .probs import predict_probs
 
 
@@ -69,7 +69,8 @@ def cross_val_probs(cfg, k: int = 5, seed: int = 0, device: str = "cpu", train: 
         ``runs`` (fold run directories), ``train_time_s`` (per fold, seconds in the training loop).
     """
     from ..data.folds import fold_ids
-    from ..engine.trainer import build_train_set, fit
+    from ..engine.run_data import build_train_set
+    from ..engine.trainer import fit
 
     full = dataclasses.replace(cfg, train_folds=None)
     dataset = build_train_set(full)[0]

@@ -25,7 +25,8 @@ def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool
 
 def run_train_probs(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> np.ndarray:
     """(N, C) probabilities of a finished run on its own training set (the rows its signals cover)."""
-    from ..engine.trainer import build_train_set, load_run_method
+    from ..engine.run_data import build_train_set
+    from ..engine.trainer import load_run_method
 
     run = Path(run_dir)
     ck = run / "checkpoints" / "last.pt"

@@ -56,8 +56,8 @@ def rank_average(scores: Sequence[np.ndarray]) -> np.ndarray:
 
 def _load_run(run: Path, device: str, progress: bool):
     from ..engine.config import TrainConfig
+    from ..engine.run_data import build_train_set
     from ..engine.signals import run_signals
-    from ..engine.trainer import build_train_set
     from .probs import run_train_probs
 
     if not (run / "checkpoints" / "last.pt").is_file() or not (run / "config.yaml").is_file():

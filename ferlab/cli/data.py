@@ -43,7 +43,7 @@ def cmd_neighbors(args) -> int:
     from ..data.neighbors import build_neighbors, load_coordinates, save_neighbors
     from ..engine.config import TrainConfig
     if args.config:
-        from ..engine.trainer import build_train_set
+        from ..engine.run_data import build_train_set
         ds = build_train_set(TrainConfig.from_yaml(args.config, args.preset))[0]   # limit_train as the run has it
     else:
         from ..data import build_dataset

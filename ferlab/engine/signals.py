@@ -40,7 +40,8 @@ def noise_signals(method, dataset, device, batch_size: int = 256, progress: bool
 
 def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> dict:
     """Signals of a finished run on its training set, with ``flipped`` / ``known`` masks (cached)."""
-    from .trainer import build_train_set, load_run_method
+    from .run_data import build_train_set
+    from .trainer import load_run_method
 
     run = Path(run_dir)
     ck = run / "checkpoints" / "last.pt"
