@@ -81,6 +81,13 @@ def dataset_splits(name: str, root: str | Path | None = None) -> tuple[str, ...]
     return SPLITS.get(name, ("train",))
 
 
+def dataset_has_split(name: str, split: str, root: str | Path | None = None) -> bool:
+    """Whether dataset ``name`` (built in, or ``folder`` under ``root``) has ``split``; ``valid`` is
+    an alias of ``val`` except for ``folder``."""
+    splits = dataset_splits(name, root)
+    return split in splits or (split == "valid" and "val" in splits and name != "folder")
+
+
 def build_dataset(name: str, root: str | Path | None = None, split: str = "train", **options):
     """Build a registered dataset. ``root=None`` looks the data up with :func:`find_data_root`;
     ``landmarks=FILE`` attaches a landmark file (:mod:`ferlab.data.landmarks`) to the split."""
@@ -95,9 +102,8 @@ def build_dataset(name: str, root: str | Path | None = None, split: str = "train
     if unknown:
         raise DatasetError(f"dataset {name!r} takes no option {', '.join(unknown)} (dataset_args / flags); "
                            f"it takes: {', '.join(dataset_options(name))}")
-    known = SPLITS.get(name)
-    if known and split not in known and not (split == "valid" and "val" in known):
-        raise DatasetError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(known)}")
+    if name in SPLITS and not dataset_has_split(name, split):
+        raise DatasetError(f"dataset {name!r} has no split {split!r}; its splits: {', '.join(SPLITS[name])}")
     if root is not None and not Path(root).exists():
         raise DatasetError(f"{root}: dataset root of {name!r} not found")
     landmarks = options.pop("landmarks", None)

@@ -11,7 +11,7 @@ from ..data import build_dataset
 from ..data.folds import split_for
 from ..data.holdout import holdout_split
 from ..data.noise import apply_noise
-from ..data.registry import SPLITS, dataset_splits
+from ..data.registry import SPLITS, dataset_has_split
 from .config import TrainConfig
 
 
@@ -59,8 +59,7 @@ def has_split(cfg: TrainConfig, which: str) -> bool:
     if not split:
         return False
     if which == "val" and (cfg.dataset == "folder" or cfg.dataset in SPLITS):
-        splits = dataset_splits(cfg.dataset, cfg.data_root)
-        return split in splits or (split == "valid" and "val" in splits and cfg.dataset != "folder")   # alias
+        return dataset_has_split(cfg.dataset, split, cfg.data_root)
     return True
 
 
