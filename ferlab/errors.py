@@ -8,7 +8,7 @@ escaping the CLI is a bug in ferlab and keeps its traceback.
 
 Subclasses: :class:`ConfigError`, :class:`CheckpointError`, ``ferlab.data.DatasetError``,
 ``ferlab.models.WeightsError``, ``ferlab.engine.run_lock.RunLockedError`` and
-``ferlab.engine.trainer.TrainingDiverged`` (exit 3).
+``ferlab.engine.divergence.TrainingDiverged`` (exit 3).
 """
 from __future__ import annotations
 

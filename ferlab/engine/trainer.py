@@ -29,6 +29,7 @@ from ..models import backbone_info, create_backbone
 from . import checkpoint as ckpt
 from ..errors import CheckpointError, ConfigError, UserError
 from .config import TrainConfig
+from .divergence import TrainingDiverged, diverged, nonfinite_state
 from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
 from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
@@ -37,12 +38,6 @@ from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
 from .run_lock import RunLock, check_free, describe
 from .run_log import RunLog
-
-
-class TrainingDiverged(UserError, RuntimeError):
-    """The loss, or the model / optimizer state about to be saved, became NaN/inf. Nothing
-    non-finite is ever saved: the last good checkpoint is kept, and the message names it."""
-    exit_code = 3
 
 
 def resolve_device(device: str) -> torch.device:
@@ -320,44 +315,17 @@ class Trainer:
         return bool(ok.item())
 
     def _diverged(self, what: str, where: str) -> TrainingDiverged:
-        """The stop message: what became non-finite where (epochs and steps counted from 1, as in
-        the logs) and the checkpoint that resumes."""
-        if self.last_saved is None:
-            keep = ("no checkpoint of this run was saved before it (none is written with NaN/inf); start again "
-                    "with a lower --lr" + (", or --amp bf16/off" if self.amp == torch.float16 else ""))
-        else:
-            keep = (f"the last good checkpoint {self.ckpt_path} ({ckpt.position(*self.last_saved)}) is kept; "
-                    f"--resume continues from it" + (" (with --amp bf16/off against fp16 overflow)"
-                                                     if self.amp == torch.float16 else "")
-                    + "; a lower --lr needs a new run (resume restores the optimizer's lr)")
-        return TrainingDiverged(f"training diverged at {where}: {what}; {keep}")
+        return diverged(what, where, self.ckpt_path, self.last_saved, fp16=self.amp == torch.float16)
 
     def _check_finite(self, sums: dict, epoch: int, step: int, steps: int | None = None) -> None:
         loss = float(sums["loss"])
         if not math.isfinite(loss):
             raise self._diverged(f"the running loss is {loss}", ckpt.position(epoch, step + 1, steps))
 
-    def _nonfinite_state(self) -> str | None:
-        """The name of the first parameter, buffer or optimizer-state tensor holding NaN/inf (a
-        method's per-sample bookkeeping buffers excepted: DMUE marks unseen samples with NaN)."""
-        skip = set(self.method.per_sample_buffers)
-        named = [(n, t) for n, t in (*self.method.named_parameters(), *self.method.named_buffers())
-                 if n not in skip and t.is_floating_point()]
-        param_name = {id(p): n for n, p in self.method.named_parameters()}
-        for p, st in self.optimizer.state.items():
-            named += [(f"optimizer {k} of {param_name.get(id(p), '?')}", t) for k, t in st.items()
-                      if torch.is_tensor(t) and t.is_floating_point() and t.dim()]
-        if not named:
-            return None
-        ok = torch.stack([torch.isfinite(t).all() for _, t in named])
-        if bool(ok.all()):
-            return None
-        return named[int((~ok).nonzero()[0])][0]
-
     def _check_state(self, epoch: int, step: int) -> None:
         """Before any save, on every rank (one rank's verdict stops all): the model and optimizer
         state must be finite, so that the last good checkpoint is never overwritten."""
-        bad = all_gather_objects(self._nonfinite_state(), self.info)
+        bad = all_gather_objects(nonfinite_state(self.method, self.optimizer), self.info)
         bad = next((b for b in bad if b is not None), None)
         if bad is not None:
             raise self._diverged(f"{bad} holds NaN/inf", ckpt.position(epoch, step))
