@@ -57,6 +57,14 @@ class RunLog:
                                   "pip install tensorboard (or ferlab[dev])") from e
             self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
+    @staticmethod
+    def clear(run_dir: str | Path) -> None:
+        """Remove the logs an earlier run left in ``run_dir`` (a fresh run starts them anew)."""
+        run_dir = Path(run_dir)
+        for stale in (run_dir / "metrics.jsonl", run_dir / "metrics.csv",
+                      *(run_dir / "tensorboard").glob("events.out.tfevents.*")):
+            stale.unlink(missing_ok=True)
+
     def append(self, row: dict, history: list[dict]) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -427,12 +427,9 @@ class Trainer:
             cfg.save_yaml(self.run_dir / "config.yaml")
             if self.noise_manifest is not None:
                 save_manifest(self.noise_manifest, self.run_dir / "noise.json")
-        if self.info.is_main and (self.run_dir / "metrics.jsonl").exists() and not self.resume:
-            (self.run_dir / "metrics.jsonl").unlink()
-        if self.info.is_main and not (self.resume and self.ckpt_path.is_file()):   # a fresh run: no stale logs
-            for stale in (self.run_dir / "metrics.csv", self.best_path,
-                          *(self.run_dir / "tensorboard").glob("events.out.tfevents.*")):
-                stale.unlink(missing_ok=True)
+            if not self.resume:       # a fresh run: no logs or best.pt of an earlier one
+                RunLog.clear(self.run_dir)
+                self.best_path.unlink(missing_ok=True)
         barrier(self.info)
         self.log(self.settings())
         run_log = RunLog(self.run_dir, cfg.tensorboard) if self.info.is_main else None
