@@ -188,3 +188,28 @@ def state_mismatch(expected: dict, found: dict, resizable=()) -> str | None:
     parts = [f"{name} {few(keys)}" for name, keys in (("missing", missing), ("unexpected", unexpected),
                                                      ("shape (checkpoint vs model)", shapes)) if keys]
     return "; ".join(parts) or None
+
+
+def check_resumable(state: dict, path: str | Path, cfg, method, labels: np.ndarray) -> None:
+    """A :class:`~ferlab.errors.CheckpointError` unless the run checkpoint ``state`` (read from
+    ``path``) continues this run: written by the same method and backbone (``cfg``), its model fits
+    ``method``, and it trained on the same (N,) training ``labels`` (same noise, noise file, data)."""
+    saved = state["config"]
+    theirs = (saved.get("method"), saved.get("backbone"))
+    if theirs != (cfg.method, cfg.backbone):
+        raise CheckpointError(f"{path}: written by a {theirs[0]} / {theirs[1]} run, this run is {cfg.method} "
+                              f"/ {cfg.backbone}; resume with that run's method and backbone, or train "
+                              f"under another --name")
+    wrong = state_mismatch(method.state_dict(), state["model"], method.per_sample_buffers)
+    if wrong:
+        raise CheckpointError(f"{path}: its model does not fit this run's {cfg.method} / {cfg.backbone} "
+                              f"with {method.num_classes} classes ({wrong}); resume with the run's own config")
+    labels = torch.from_numpy(labels)
+    if not torch.equal(state["labels"], labels):
+        n = len(state["labels"])
+        differ = int((state["labels"] != labels).sum()) if n == len(labels) else None
+        raise CheckpointError(f"{path}: its training labels differ from this run's ("
+                              + (f"{differ} of {n} differ" if differ is not None
+                                 else f"{n} vs {len(labels)} images")
+                              + "): another noise setting, noise file or dataset? resume with the run's own "
+                                "config, or train under another --name")

@@ -252,25 +252,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = ckpt.load_run_state(path, ckpt.RUN_KEYS)
-        saved = state["config"]
-        theirs = (saved.get("method"), saved.get("backbone"))
-        if theirs != (self.cfg.method, self.cfg.backbone):
-            raise CheckpointError(f"{path}: written by a {theirs[0]} / {theirs[1]} run, this run is {self.cfg.method} "
-                                  f"/ {self.cfg.backbone}; resume with that run's method and backbone, or train "
-                                  f"under another --name")
-        wrong = ckpt.state_mismatch(self.method.state_dict(), state["model"], self.method.per_sample_buffers)
-        if wrong:
-            raise CheckpointError(f"{path}: its model does not fit this run's {self.cfg.method} / {self.cfg.backbone} "
-                                  f"with {self.num_classes} classes ({wrong}); resume with the run's own config")
-        labels = torch.from_numpy(self.train_set.labels)
-        if not torch.equal(state["labels"], labels):
-            n = len(state["labels"])
-            differ = int((state["labels"] != labels).sum()) if n == len(labels) else None
-            raise CheckpointError(f"{path}: its training labels differ from this run's ("
-                                  + (f"{differ} of {n} differ" if differ is not None
-                                     else f"{n} vs {len(labels)} images")
-                                  + "): another noise setting, noise file or dataset? resume with the run's own "
-                                    "config, or train under another --name")
+        ckpt.check_resumable(state, path, self.cfg, self.method, self.train_set.labels)
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
