@@ -84,19 +84,15 @@ def attention_runs_figure(runs: dict[str, Path]):
     return attention_figure(methods, batch["image"], batch["label"], class_names=ds.classes)
 
 
-# the signal each method's panel shows (label_loss: the small-loss criterion, for methods without their own)
-OWN_SIGNAL = {"baseline": "label_loss", "eac": "label_loss", "rul": "uncertainty", "dmue": "1-confidence",
-              "lanet": "1-mass", "ldlva": "1-lambda"}
-
-
 def signals_figure(runs: dict[str, Path], title: str = ""):
-    """Per run, its own noise signal (:data:`OWN_SIGNAL`) on intact vs flipped training labels, with AUROC."""
-    from .engine.signals import run_signals
+    """Per run, its own noise signal (:func:`~ferlab.engine.signals.default_signal`: the method's, else
+    ``label_loss``, the small-loss criterion) on intact vs flipped training labels, with AUROC."""
+    from .engine.signals import default_signal, run_signals
     from .viz.plots import noise_signal_histograms
     panels = {}
     for label, run in runs.items():
         sig = run_signals(run)
-        key = OWN_SIGNAL.get(run_config(run).method, "label_loss")
+        key = default_signal(sig)
         if not sig["flipped"][sig["known"]].any():
             raise UserError(f"{run}: no training label differs from its clean label (a run without noise): "
                              f"the signals figure needs a noisy run")

@@ -18,16 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.signals import MASKS, default_signal
 from .errors import AuditError
 from .result import LabelAudit
-
-NOT_SIGNALS = ("flipped", "known")
-
-
-def default_signal(signals: dict) -> str:
-    """The method's own signal (the first it reports), else ``label_loss``."""
-    own = [k for k in signals if k not in (*NOT_SIGNALS, "label_loss")]
-    return own[0] if own else "label_loss"
 
 
 def normalised_ranks(score) -> np.ndarray:
@@ -91,12 +84,12 @@ def audit_runs(runs: Sequence[str | Path], signal: str | None = None, device: st
                              f"rows, {int((ds.labels != dataset.labels).sum()) if len(ds) == len(dataset) else '-'} "
                              f"labels differ); audit runs of the same training set together")
         key = signal or default_signal(sig)
-        if key not in sig or key in NOT_SIGNALS:
-            have = [k for k in sig if k not in NOT_SIGNALS]
+        if key not in sig or key in MASKS:
+            have = [k for k in sig if k not in MASKS]
             raise AuditError(f"{run} ({cfg.method}) has no signal {key!r}; it has {have}")
         scores.append(sig[key])
         used.append({"run": str(run), "method": cfg.method, "signal": key})
-        columns.update({f"{run.name}:{k}": v for k, v in sig.items() if k not in NOT_SIGNALS})
+        columns.update({f"{run.name}:{k}": v for k, v in sig.items() if k not in MASKS})
         probs.append(p)
     suspicion = rank_average(scores) if len(runs) > 1 else np.asarray(scores[0], dtype=np.float64)
     combine = "rank average (mean over runs of rank/N, ascending signal, ties = mean rank, NaN = middle rank)" \

@@ -21,6 +21,15 @@ import torch.nn.functional as F
 from .checkpoint import load_fresh_npz, save_npz_atomic
 from .inference import batched_logits
 
+#: keys of :func:`run_signals` that are masks, not signals
+MASKS = ("flipped", "known")
+
+
+def default_signal(signals: dict) -> str:
+    """The method's own signal (the first it reports), else ``label_loss``."""
+    own = [k for k in signals if k not in (*MASKS, "label_loss")]
+    return own[0] if own else "label_loss"
+
 
 @torch.no_grad()
 def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
