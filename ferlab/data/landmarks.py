@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from .errors import DatasetError
 
 
@@ -68,11 +69,9 @@ def save_landmarks(path: str | Path, points: np.ndarray, detected: np.ndarray, n
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, points=np.asarray(points, dtype=np.float32), detected=np.asarray(detected, dtype=bool),
-                        names=np.asarray(list(names), dtype=str), meta=json.dumps(meta))
-    os.replace(tmp, path)
+    arrays = {"points": np.asarray(points, dtype=np.float32), "detected": np.asarray(detected, dtype=bool),
+              "names": np.asarray(list(names), dtype=str), "meta": json.dumps(meta)}
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
     return path
 
 

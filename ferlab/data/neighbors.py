@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomic
 from ..errors import numpy_load_problem
 from .errors import DatasetError
 
@@ -114,11 +115,9 @@ def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None 
 
 def save_neighbors(data: dict, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, knn=data["knn"], similarity=data["similarity"], space=np.array(data["space"]),
-             scale=np.array(data.get("scale", 0.5)), source=np.array(data.get("source", "")))
-    tmp.replace(path)
+    write_atomic(path, lambda f: np.savez(f, knn=data["knn"], similarity=data["similarity"],
+                                          space=np.array(data["space"]), scale=np.array(data.get("scale", 0.5)),
+                                          source=np.array(data.get("source", ""))))
     return path
 
 

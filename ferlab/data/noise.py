@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..errors import ConfigError
 from .errors import DatasetError
 
@@ -151,8 +152,4 @@ def apply_noise(dataset, kind: str = "symmetric", rate: float = 0.0, seed: int =
 
 
 def save_manifest(man: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(man, indent=2))
-    tmp.replace(path)
+    write_text_atomic(json.dumps(man, indent=2), path)

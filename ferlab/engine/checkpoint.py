@@ -1,16 +1,17 @@
-"""Atomic full-state checkpoints and text files (temp file + rename), safe checkpoint loading with
-errors that name the file, and RNG state capture."""
+"""Run checkpoints: atomic saving (:mod:`ferlab.atomic`'s writes, also imported from here), safe
+loading with errors that name the file, whether a checkpoint fits a run, RNG state capture, and
+caches computed from a checkpoint."""
 from __future__ import annotations
 
 import os
 import pickle
 import random
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import TEMP_NAME, save_atomic, write_atomic, write_text_atomic  # noqa: F401 (engine API)
 from ..errors import REFUSAL, CheckpointError, unpickling_refusal
 from .run_lock import pid_alive
 
@@ -19,7 +20,6 @@ RUN_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step_in_epoch
             "epoch_acc", "config", "num_classes", "labels")
 #: what evaluating or exporting a run needs
 EVAL_KEYS = ("model", "config", "num_classes")
-_TEMP = re.compile(r"^\..+\.tmp(\d+)$")
 
 
 def rng_state() -> dict:
@@ -45,33 +45,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def write_atomic(path: str | Path, write, mode: str = "wb") -> None:
-    """``write(f)`` to a temp file in the same folder, fsync, then rename over ``path``: a crash
-    (or a concurrent reader) never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)   # e.g. a full disk: no half file left beside the good one
-        raise
-
-
-def save_atomic(obj, path: str | Path) -> None:
-    """``torch.save`` that never leaves a truncated checkpoint behind."""
-    write_atomic(path, lambda f: torch.save(obj, f))
-
-
-def write_text_atomic(text: str, path: str | Path) -> None:
-    """``Path.write_text`` that never leaves half a file behind (results JSON shared by grid workers)."""
-    write_atomic(path, lambda f: f.write(text), "w")
-
-
 def save_npz_atomic(path: str | Path, **arrays) -> None:
     """``np.savez`` that never leaves half a file behind."""
     write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -95,7 +68,7 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for f in folder.iterdir():
-        m = _TEMP.match(f.name)
+        m = TEMP_NAME.match(f.name)
         if m and f.is_file() and (int(m.group(1)) == os.getpid() or not pid_alive(m.group(1))):
             f.unlink(missing_ok=True)
             removed.append(f)

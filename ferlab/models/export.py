@@ -41,7 +41,7 @@ def _head_kind(net: nn.Module) -> str:
 
 def save_inference_model(net: nn.Module, path: str | Path, **meta) -> dict:
     """Write ``net`` (a backbone whose ``fc`` is Linear or BN1d -> Linear) with ``meta``."""
-    from ..engine.checkpoint import save_atomic
+    from ..atomic import save_atomic
     meta.setdefault("backbone_args", dict(getattr(net, "backbone_args", {})))
     if "backbone" not in meta and hasattr(net, "pretrained_cfg"):
         meta["backbone"] = net.pretrained_cfg["backbone"]
