@@ -31,12 +31,6 @@ class Figure:
 
 
 # -- figures of any runs: each builder takes {label: run directory} ------------------------------------
-def run_config(run: Path):
-    """The :class:`~ferlab.engine.config.TrainConfig` a run was trained with (its ``config.yaml``)."""
-    from .engine.config import TrainConfig
-    return TrainConfig.from_yaml(Path(run) / "config.yaml")
-
-
 def _checkpoint(run: Path) -> Path:
     return Path(run) / "checkpoints" / "last.pt"
 
