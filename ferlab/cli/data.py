@@ -1,7 +1,6 @@
 """Dataset tools: ``ferlab noise``, ``neighbors``, ``landmarks`` and ``datasets``."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .common import (
@@ -74,8 +73,7 @@ def cmd_landmarks(args) -> int:
     except ImportError as e:
         from ..errors import UserError
         raise UserError(str(e)) from None
-    names = [os.path.basename(p) for p in ds.paths] if ds.paths is not None else [str(i) for i in range(len(ds))]
-    out = save_landmarks(args.out, lm["points"], lm["detected"], names, lm["meta"])
+    out = save_landmarks(args.out, lm["points"], lm["detected"], ds.sample_names(), lm["meta"])
     m = lm["meta"]
     print(f"{ds.name}: {len(ds)} images, detector {m['detected']}, fallback box {m['fallback']} "
           f"({m['fallback_box']}), {m['seconds']} s -> {out}; use dataset_args.landmarks={out}")

@@ -13,8 +13,10 @@ left/right indices (:func:`flip_permutation`).
 Files written by :func:`save_landmarks` (``ferlab landmarks``) are ``.npz`` with ``points``
 (N, K, 2) float32 in the frame of the ``image_size`` images they were detected on, ``detected``
 (N,) bool (True: the face detector found the face; False: the fallback box was used), ``names``
-(N,) image file names (checked against the dataset on load) and ``meta`` (JSON: detector, its
-version, image size, detection size, fallback box, counts).
+(N,) the images' :meth:`~ferlab.data.FERDataset.sample_names` (unique also where two class folders
+hold the same file name; files that name images by their file name alone are matched too), checked
+against the dataset on load, and ``meta`` (JSON: detector, its version, image size, detection size,
+fallback box, counts).
 """
 from __future__ import annotations
 
@@ -147,13 +149,17 @@ def load_landmarks(path: str | Path) -> dict:
 
 def attach_landmarks(dataset, path: str | Path):
     """Give ``dataset`` the landmarks of file ``path``, rescaled to its image size. Files that
-    name their images are matched by file name (one file for a whole split serves every label
-    mode and subset); files without names (LA-Net's ``.tensor``) must have one row per image."""
+    name their images are matched by :meth:`~ferlab.data.FERDataset.sample_names` (``ferlab
+    landmarks``), or by file name for files that name images that way (one file for a whole split
+    serves every label mode and subset); files without names (LA-Net's ``.tensor``) must have one
+    row per image."""
     lm = load_landmarks(path)
     pts, n = lm["points"], len(dataset)
     if lm["names"] is not None and dataset.paths is not None:
         row = {name: i for i, name in enumerate(lm["names"])}
-        names = [os.path.basename(p) for p in dataset.paths]
+        names = dataset.sample_names()
+        if not all(m in row for m in names):       # a file naming images by file name alone
+            names = [os.path.basename(p) for p in dataset.paths]
         missing = [m for m in names if m not in row]
         if missing:
             raise DatasetError(f"{path}: no landmarks for {len(missing)} of the {n} images of {dataset.name}, "

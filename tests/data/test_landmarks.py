@@ -100,3 +100,28 @@ def test_detection_finds_or_falls_back_on_every_image():
     m = out["meta"]
     assert m["detected"] + m["fallback"] == 6 and m["image_size"] == 48 and len(m["fallback_box"]) == 4
     assert np.isfinite(out["points"]).all()
+
+
+def test_cli_landmarks_of_a_folder_whose_classes_reuse_file_names(tmp_path):
+    """``ferlab landmarks`` names images as the dataset does (``<class>/<file>`` for a folder), so two
+    class folders holding ``000.png`` each get their own points back."""
+    pytest.importorskip("dlib")
+    from ferlab.cli import main
+    from ferlab.data import build_dataset
+    root = tmp_path / "faces"
+    for c, shade in (("happy", 30), ("sad", 200)):
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((32, 32, 3), shade + 10 * i, np.uint8)).save(root / "train" / c / f"{i:03d}.png")
+    assert main(["landmarks", "--dataset", "folder", "--data-root", str(root), "--out", str(tmp_path / "lm.npz"),
+                 "--detect-size", "64", "--fallback-box", "0.1", "0.1", "0.9", "0.9", "--no-progress"]) == 0
+    lm = load_landmarks(tmp_path / "lm.npz")
+    names = ["happy/000.png", "happy/001.png", "sad/000.png", "sad/001.png"]
+    assert lm["names"] == names
+    ds = build_dataset("folder", root, "train", image_size=32, landmarks=str(tmp_path / "lm.npz"))
+    assert ds.landmarks.shape == (4, 68, 2)
+    # rows matched by those names: distinct points, written in reverse order, come back in dataset order
+    pts = np.arange(4 * 68 * 2, dtype=np.float32).reshape(4, 68, 2) / 100
+    save_landmarks(tmp_path / "lm2.npz", pts[::-1], lm["detected"], names[::-1], lm["meta"])
+    ds = build_dataset("folder", root, "train", image_size=32, landmarks=str(tmp_path / "lm2.npz"))
+    np.testing.assert_allclose(ds.landmarks, pts * 32 / lm["image_size"], rtol=1e-6)
