@@ -174,13 +174,6 @@ class DlibResNet(StagedBackbone, nn.Module):
             raise RuntimeError("build dlib_resnet29 with out_stage=5, descriptor=True for the 128-d descriptor")
         return self.descriptor(self.forward_head(self.forward_features(x), pre_logits=True))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
 
 # -- weights ----------------------------------------------------------------------------------------
 def _layout():

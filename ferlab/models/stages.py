@@ -24,7 +24,8 @@ class StagedBackbone:
     """Mixin for :class:`torch.nn.Module` backbones. A subclass sets, in ``__init__``,
     ``self.stage_names`` (tuple of attribute names, in order), ``self._stage_channels`` and
     ``self._stage_reductions`` (one int per stage) and ``self.stem_info`` (``{"channels",
-    "reduction"}`` of :meth:`forward_stem`'s output), and implements ``forward_stem``."""
+    "reduction"}`` of :meth:`forward_stem`'s output) and ``num_features``, and implements ``forward_stem``;
+    ``forward_head`` needs ``global_pool``, ``drop`` and ``fc``."""
 
     stage_names: tuple[str, ...]
     stem_info: dict
@@ -47,6 +48,15 @@ class StagedBackbone:
         (needs ``global_pool``, ``drop`` and ``fc`` on the backbone)."""
         f = self.global_pool(f).flatten(1)
         return f if pre_logits else self.fc(self.drop(f))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, num_classes) logits."""
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh linear classifier on the ``num_features`` pooled features (0: none, ``nn.Identity``)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def forward_stages(self, x: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
         """Run ``stages[start:end]`` on ``x`` (the stem's output when ``start == 0``, else the
