@@ -44,6 +44,32 @@ def unpickling_refusal(exc: BaseException) -> str | None:
 REFUSAL = "ferlab never executes code from files, so such files are not read"
 
 
+def safe_torch_load(path, error: type[UserError], what: str):
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers
+    only. Any failure raises ``error`` naming the file and what it should have been (``what``:
+    ``"checkpoint"``, ``"weight file"``, ...), never torch's advice to load it unsafely."""
+    import pickle
+    from pathlib import Path
+
+    import torch
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refusal = unpickling_refusal(e)
+        if refusal:
+            raise error(f"{path}: refused by the safe loader (torch.load weights_only=True): {refusal}; "
+                        f"{REFUSAL}") from None
+        raise error(f"{path}: truncated or not a torch {what} ({path.stat().st_size} bytes the safe loader "
+                    f"cannot read)") from None
+    except PermissionError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror})") from e
+    except Exception as e:  # torch.load on a damaged file raises any type (EOFError, KeyError, RuntimeError, ...)
+        detail = (str(e).splitlines() or ["-"])[0].split(". ")[0][:100]
+        raise error(f"{path}: truncated or not a torch {what} ({path.stat().st_size} bytes; torch.load: "
+                    f"{type(e).__name__}: {detail})") from e
+
+
 def numpy_load_problem(exc: BaseException) -> str:
     """Why ``numpy.load(allow_pickle=False)`` failed, without numpy's advice to load pickles."""
     text = str(exc)

@@ -80,21 +80,11 @@ def save_landmarks(path: str | Path, points: np.ndarray, detected: np.ndarray, n
 def read_lanet_tensor(path: str | Path) -> np.ndarray:
     """LA-Net's shipped ``raf_{train,test}_19_landmarks.tensor``: (N, 19, 2) float32, (x, y) in the
     224x224 resized frame, rows in label-file order."""
-    import torch
+    from ..errors import safe_torch_load
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: landmark file not found")
-    import pickle
-
-    from ..errors import REFUSAL, unpickling_refusal
-    try:
-        t = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refusal = unpickling_refusal(e)
-        raise DatasetError(f"{path}: refused by the safe loader: {refusal}; {REFUSAL}" if refusal
-                           else f"{path}: truncated or not a torch tensor file") from None
-    except Exception as e:  # torch.load on a damaged file raises any type
-        raise DatasetError(f"{path}: truncated or not a torch tensor file ({type(e).__name__})") from e
+    t = safe_torch_load(path, DatasetError, "tensor file")
     if not hasattr(t, "shape") or t.ndim != 3 or t.shape[-1] != 2:
         raise DatasetError(f"{path}: expected a (N, K, 2) landmark tensor, got {getattr(t, 'shape', type(t))}")
     return t.float().numpy()

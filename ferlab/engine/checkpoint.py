@@ -4,7 +4,6 @@ caches computed from a checkpoint."""
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 from ..atomic import TEMP_NAME, save_atomic, write_atomic, write_text_atomic  # noqa: F401 (engine API)
-from ..errors import REFUSAL, CheckpointError, unpickling_refusal
+from ..errors import CheckpointError, safe_torch_load
 from .run_lock import pid_alive
 
 #: what every ferlab run checkpoint holds (``Trainer.state_dict``); resuming needs all of them
@@ -95,23 +94,9 @@ def load(path: str | Path) -> dict:
         where = "is a directory (give a run directory to eval/export, or its checkpoints/last.pt)" \
             if path.is_dir() else "not found"
         raise CheckpointError(f"{path}: checkpoint {where}")
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refusal = unpickling_refusal(e)
-        if refusal:
-            raise CheckpointError(f"{path}: refused by the safe loader: {refusal}; {REFUSAL}") from None
-        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({size} bytes the safe loader "
-                              f"cannot read)") from None
-    except PermissionError as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({e.strerror})") from e
-    except Exception as e:  # torch.load on a damaged file raises any type (EOFError, KeyError, RuntimeError, ...)
-        detail = (str(e).splitlines() or ["-"])[0].split(". ")[0][:100]
-        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({size} bytes; torch.load: "
-                              f"{type(e).__name__}: {detail})") from e
+    obj = safe_torch_load(path, CheckpointError, "checkpoint")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: a torch file holding a {type(obj).__name__}, not a checkpoint dict")
     return obj

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..errors import REFUSAL, UserError, unpickling_refusal
+from ..errors import UserError, safe_torch_load
 
 FORMATS = ("msceleb", "vggface2_pkl", "dmue", "torchvision")
 _NUMPY_GLOBALS = {
@@ -102,15 +102,7 @@ def read_checkpoint(path: str | Path, fmt: str | None = None) -> tuple[dict[str,
     if fmt == "vggface2_pkl" or (fmt is None and not _is_torch_file(path)):
         arrays = load_numpy_pickle(path)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, "vggface2_pkl"
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        refusal = unpickling_refusal(e)
-        raise WeightsError(f"{path}: refused by the safe loader (torch.load weights_only=True): {refusal}; {REFUSAL}"
-                           if refusal else f"{path}: truncated or not a torch weight file") from None
-    except Exception as e:  # torch.load on a damaged file raises any type
-        detail = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[0][:100]
-        raise WeightsError(f"{path}: truncated or not a torch weight file ({detail})") from e
+    obj = safe_torch_load(path, WeightsError, "weight file")
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict, got {type(obj).__name__}")
     detected = "torchvision"
