@@ -139,25 +139,18 @@ def check_values(cfg, where: dict | None = None) -> None:
         val = getattr(cfg, key, None)
         if val is not None:
             _check_range(key, val, where)
-    for key, choices in CHOICES.items():
-        if getattr(cfg, key) not in choices:
-            raise ConfigError(f"{_where(key, where)}: must be one of {', '.join(choices)}, got {getattr(cfg, key)!r}")
     from ..data.noise import KINDS
-    if cfg.noise not in KINDS:
-        raise ConfigError(f"{_where('noise', where)}: must be one of {', '.join(KINDS)}, got {cfg.noise!r}")
+    from ..data.samplers import SAMPLERS
+    from .optim import OPTIMIZER_IMPLS, OPTIMIZERS
+    choices = {**CHOICES, "noise": KINDS, "sampler": SAMPLERS, "optimizer": tuple(OPTIMIZERS),
+               "optimizer_impl": OPTIMIZER_IMPLS}
+    for key, allowed in choices.items():
+        val = getattr(cfg, key)     # None: a field the method fills (sampler, optimizer)
+        if val is not None and val not in allowed:
+            raise ConfigError(f"{_where(key, where)}: must be one of {', '.join(allowed)}, got {val!r}")
     if cfg.noise == "from_file" and not cfg.noise_file:
         raise ConfigError(f"{_where('noise', where)}: noise from_file needs noise_file (--noise-file FILE: "
                           f"'<image name> <1-based label>' lines)")
-    from ..data.samplers import SAMPLERS
-    if cfg.sampler is not None and cfg.sampler not in SAMPLERS:
-        raise ConfigError(f"{_where('sampler', where)}: must be one of {', '.join(SAMPLERS)}, got {cfg.sampler!r}")
-    from .optim import OPTIMIZER_IMPLS, OPTIMIZERS
-    if cfg.optimizer is not None and cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"{_where('optimizer', where)}: must be one of {', '.join(OPTIMIZERS)}, "
-                          f"got {cfg.optimizer!r}")
-    if cfg.optimizer_impl not in OPTIMIZER_IMPLS:
-        raise ConfigError(f"{_where('optimizer_impl', where)}: must be one of {', '.join(OPTIMIZER_IMPLS)}, "
-                          f"got {cfg.optimizer_impl!r}")
     if cfg.milestones is not None and not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0
                                               for m in cfg.milestones):
         raise ConfigError(f"{_where('milestones', where)}: expected a list of epoch numbers >= 0, "
