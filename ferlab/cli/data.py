@@ -39,8 +39,9 @@ def cmd_noise(args) -> int:
 
 
 def cmd_neighbors(args) -> int:
-    from ..data.neighbors import build_neighbors, load_coordinates, save_neighbors
+    from ..data.neighbors import load_coordinates, save_neighbors
     from ..engine.config import TrainConfig
+    from ..engine.neighbors import build_neighbors
     if args.config:
         from ..engine.run_data import build_train_set
         ds = build_train_set(TrainConfig.from_yaml(args.config, args.preset))[0]   # limit_train as the run has it

@@ -6,8 +6,11 @@ Spaces (``build_neighbors(dataset, space=...)``):
 - ``va``: the dataset's own valence/arousal (AffectNet, synthetic); similarity exp(-L1 / 0.5),
   the official a_ij.
 - ``landmarks``: the dataset's landmarks, each face centred and scaled to unit RMS radius.
-- ``features``: penultimate features of a ferlab checkpoint (cosine distance). For a noisy-label
-  run use a checkpoint that never saw the clean labels (e.g. one trained on the same noisy labels).
+- ``features``: penultimate features (cosine distance), given as ``coordinates`` (N, D). Those of a
+  saved run come from :mod:`ferlab.engine.neighbors` (``build_neighbors(..., checkpoint=...)``,
+  ``ferlab neighbors --checkpoint``, LDLVA's ``space_checkpoint``): this module never loads a run.
+  For a noisy-label run use a checkpoint that never saw the clean labels (e.g. one trained on the
+  same noisy labels).
 - ``pseudo_va``: a ferlab VA regressor applied to this dataset (the paper's pipeline): pass the
   regressor's (N, 2) predictions as ``coordinates``.
 
@@ -68,9 +71,9 @@ def _normalised_landmarks(lm: np.ndarray) -> np.ndarray:
     return (c / np.maximum(r, 1e-6)).reshape(len(lm), -1)
 
 
-def space_coordinates(dataset, space: str, checkpoint: str | Path | None = None, coordinates=None,
-                      device: str = "cpu", progress: bool = True) -> tuple[np.ndarray, str]:
-    """The (N, A) points of ``dataset`` in ``space`` and the metric that ranks them."""
+def space_coordinates(dataset, space: str, coordinates=None) -> tuple[np.ndarray, str]:
+    """The (N, A) points of ``dataset`` in ``space`` (``coordinates`` when given) and the metric that
+    ranks them."""
     if space not in SPACES:
         raise DatasetError(f"space must be one of {SPACES}, got {space!r}")
     if coordinates is not None:
@@ -90,27 +93,22 @@ def space_coordinates(dataset, space: str, checkpoint: str | Path | None = None,
         if dataset.landmarks is None:
             raise DatasetError(f"dataset {dataset.name} has no landmarks; compute them with `ferlab landmarks`")
         return _normalised_landmarks(dataset.landmarks), "l1"
-    if checkpoint is None:
-        raise DatasetError("space 'features' needs checkpoint= (a ferlab run's checkpoint)")
-    if not Path(checkpoint).is_file():
-        raise DatasetError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
-    from ..engine.trainer import load_run_method
-    from ..viz.embedding import extract_features
-    method, _, dev = load_run_method(checkpoint, device=device)
-    return extract_features(method, dataset, dev, progress=progress)["features"], "cosine"
+    raise DatasetError("space 'features' needs the (N, D) features as coordinates=; those of a ferlab run's "
+                       "checkpoint: ferlab.engine.neighbors.build_neighbors(..., checkpoint=), "
+                       "`ferlab neighbors --checkpoint`, LDLVA's space_checkpoint")
 
 
-def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None = None,
-                    checkpoint: str | Path | None = None, coordinates=None, device: str = "cpu",
-                    progress: bool = True) -> dict:
+def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None = None, coordinates=None,
+                    source: str = "") -> dict:
     """Neighbour lists of ``dataset`` in ``space``: ``knn`` (N, K), ``similarity`` (N, K) =
-    exp(-distance / scale), ``space``, ``scale``, ``source``. Uses no label of any kind."""
-    pts, metric = space_coordinates(dataset, space, checkpoint, coordinates, device, progress)
+    exp(-distance / scale), ``space``, ``scale``, ``source`` (where ``coordinates`` came from, e.g. a
+    checkpoint path). Uses no label of any kind."""
+    pts, metric = space_coordinates(dataset, space, coordinates)
     knn, dist = nearest(pts, k, metric)
     if scale is None:
         scale = 0.5 if space in ("va", "pseudo_va") else float(max(dist.mean(), 1e-6))
     return {"knn": knn, "similarity": np.exp(-dist / scale).astype(np.float32), "space": space,
-            "scale": float(scale), "source": str(checkpoint) if checkpoint else ""}
+            "scale": float(scale), "source": source}
 
 
 def save_neighbors(data: dict, path: str | Path) -> Path:

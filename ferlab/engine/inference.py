@@ -2,7 +2,8 @@
 
 :func:`batched_logits` is the one loop: :func:`predict_dataset` (the trainer's and ``ferlab eval``'s
 predictions, split over DDP ranks), :func:`ferlab.engine.signals.label_loss` and
-:func:`ferlab.audit.probs.predict_probs` reduce its logits.
+:func:`ferlab.audit.probs.predict_probs` reduce its logits. :func:`dataset_features` is the same
+for the penultimate features (:mod:`ferlab.engine.neighbors`, :func:`ferlab.viz.embedding.extract_features`).
 """
 from __future__ import annotations
 
@@ -46,3 +47,20 @@ def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistIn
     for rank, part in enumerate(all_gather_objects(mine, info)):
         out[np.arange(len(dataset))[rank::info.world_size]] = part
     return out
+
+
+@torch.no_grad()
+def dataset_features(method, dataset, device, batch_size: int = 256, progress: bool = False,
+                     desc: str = "features") -> np.ndarray:
+    """(N, D) float32 penultimate features (``method.features`` of the prepared images, eval mode) of
+    every sample of ``dataset`` in order, ``batch_size`` images at a time on ``device``; the method's
+    train / eval mode is restored afterwards."""
+    was_training = method.training
+    method.eval()
+    dev = torch.device(device)
+    out = []
+    for lo in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress, leave=False):
+        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
+        out.append(method.features(method.prepare(b["image"].to(dev))).float().cpu())
+    method.train(was_training)
+    return torch.cat(out).numpy()

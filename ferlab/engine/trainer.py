@@ -33,6 +33,7 @@ from .divergence import TrainingDiverged, diverged, nonfinite_state
 from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
 from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
+from .neighbors import checkpoint_features
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
@@ -172,7 +173,12 @@ class Trainer:
             self.method = build_method(cfg.method, backbone, self.num_classes, input_size=cfg.input_size,
                                        mean=mean, std=std, augment=cfg.augment, **cfg.method_args)
             self.method.to(self.device)
-            self.method.setup_train(self.train_set)
+            served = self.method.run_features_checkpoint()     # LDLVA's space_checkpoint
+            if served is None:
+                self.method.setup_train(self.train_set)
+            else:       # on the CPU, as always: the same neighbour lists on every device and rank
+                self.method.setup_train(self.train_set, run_features=checkpoint_features(
+                    served, self.train_set, device="cpu", progress=False))
         except ValueError as e:
             if isinstance(e, UserError):
                 raise

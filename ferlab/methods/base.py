@@ -10,7 +10,9 @@ batched augmentation:
   the plain backbone + classifier); ``prepare(uint8 images)`` applies the eval
   transform; ``features(images) -> (N, D)`` penultimate features.
 - ``cam_target_layer`` for Grad-CAM (the last block of the stage feeding the head);
-  ``setup_train(train_set)`` and ``on_epoch_start(epoch)`` hooks.
+  ``setup_train(train_set)`` and ``on_epoch_start(epoch)`` hooks; ``run_features_checkpoint()``
+  declares a saved run whose features of the training set ``setup_train`` needs (the engine loads
+  it: methods never import the engine).
 - ``param_groups(lr)`` for the optimizer (methods with several learning rates
   override it). Per-sample state (banks, lambdas, centres) lives in buffers so it
   is checkpointed with ``state_dict``.
@@ -124,9 +126,17 @@ class Method(nn.Module):
         stage = self.backbone.stages[-1]
         return stage[-1] if isinstance(stage, nn.Sequential) else stage
 
+    def run_features_checkpoint(self) -> str | None:
+        """A saved run's checkpoint whose penultimate features of the training set :meth:`setup_train`
+        needs (LDLVA's ``space: features``), or None. The engine serves it: it computes those (N, D)
+        features (:func:`ferlab.engine.neighbors.checkpoint_features`) and calls
+        ``setup_train(train_set, run_features=...)``."""
+        return None
+
     def setup_train(self, train_set) -> None:
         """Called once with the training :class:`~ferlab.data.FERDataset` before a checkpoint is
-        loaded: size per-sample state (buffers) here."""
+        loaded: size per-sample state (buffers) here. A method whose :meth:`run_features_checkpoint`
+        names a run also receives ``run_features`` (N, D)."""
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
         for name in self.per_sample_buffers:

@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..engine.distributed import gather_cat
+from ..collectives import gather_cat
 from ..losses.pairwise_uncertainty import (PairwiseConfidence, exclude_class, latent_distribution_target,
                                            similarity_preserving_loss, soft_label_loss)
 from .base import Method, register_method

@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..collectives import gather_cat, gather_cat_with_grad
 from ..data import transforms as T
-from ..engine.distributed import gather_cat, gather_cat_with_grad
 from ..losses.landmark_contrastive import (LabelDistributionEstimator, adaptive_wing_loss, el_contrastive_loss,
                                            enqueue, heatmap_targets, init_queue, pseudo_labels)
 from .base import Method, register_method

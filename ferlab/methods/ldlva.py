@@ -14,7 +14,9 @@ sqrt(v)), and the SimNet's batch norms are Keras' (eps 1e-3, moving statistics 0
 biased batch variance). Inference is the backbone and its classifier (softmax of the logits).
 
 Neighbours come from ``neighbors`` (a file from :mod:`ferlab.data.neighbors` or the official
-CSV) or are built from ``space`` when training starts (``va`` by default; see that module).
+CSV) or are built from ``space`` when training starts (``va`` by default; see that module); in
+``space: features`` the features of the run ``space_checkpoint`` are served by the engine
+(:meth:`run_features_checkpoint`).
 Deviations: erasing fills with the normalised mean (0) instead of uniform noise; under DDP
 lambda_hat rows and the centre update are synchronised across ranks (the official code is
 single-GPU). Options: ``simnet_batchnorm: torch`` (torch's BatchNorm1d in the SimNet);
@@ -28,8 +30,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..collectives import gather_cat, in_distributed_run, sum_over_ranks
 from ..data import transforms as T
-from ..engine.distributed import gather_cat, in_distributed_run, sum_over_ranks
 from ..losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_hat_gradient,
                                    neighbour_distribution, soft_cross_entropy, uncertainty_target)
 from .base import Method, register_method
@@ -82,13 +84,20 @@ class LDLVA(Method):
         self._train_set = None
 
     # -- setup ------------------------------------------------------------------
-    def setup_train(self, train_set) -> None:
+    def run_features_checkpoint(self) -> str | None:
+        """``space_checkpoint`` when the neighbours are built in ``space: features``."""
+        return self.space_checkpoint if self.space == "features" and not self.neighbors_path else None
+
+    def setup_train(self, train_set, run_features=None) -> None:
+        """Load or build the neighbours (``run_features``: the (N, D) features of ``space_checkpoint``'s
+        run on ``train_set``, for ``space: features``) and size the per-sample state."""
         from ..data.neighbors import build_neighbors, load_neighbors
         n = len(train_set)
         if self.neighbors_path:
             nb = load_neighbors(self.neighbors_path, n=n, k=self.k)
         else:
-            nb = build_neighbors(train_set, self.space, self.k, checkpoint=self.space_checkpoint, progress=False)
+            nb = build_neighbors(train_set, self.space, self.k,
+                                 coordinates=run_features if self.space == "features" else None)
         dev = self.backbone.fc.weight.device
         self.knn = torch.as_tensor(nb["knn"], device=dev)
         self.neighbor_similarity = torch.as_tensor(nb["similarity"], device=dev)

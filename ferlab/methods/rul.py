@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..engine.distributed import gather_cat
+from ..collectives import gather_cat
 from ..losses.uncertainty_mixup import add_up_loss, sample_uncertainty, uncertainty_mixup
 from .base import Method, register_method
 

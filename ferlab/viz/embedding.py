@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..engine.inference import dataset_features
 from .cam import unwrap
 
 CACHE_KEYS = ("features", "labels", "clean_labels", "noisy", "indices")
@@ -37,16 +37,8 @@ def extract_features(method, dataset, device: str | torch.device = "cpu", batch_
             raise ValueError(f"{cache}: cached features belong to another dataset or label set "
                              f"({len(data['labels'])} samples vs {len(labels)}); delete it or choose another path")
         return data
-    m = unwrap(method)
-    was_training = m.training
-    m.eval()
-    dev = torch.device(device)
-    out = []
-    for lo in tqdm(range(0, len(dataset), batch_size), desc="features", disable=not progress, leave=False):
-        b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
-        out.append(m.features(m.prepare(b["image"].to(dev))).float().cpu())
-    m.train(was_training)
-    data = {"features": torch.cat(out).numpy(), "labels": labels, "clean_labels": clean,
+    feats = dataset_features(unwrap(method), dataset, device, batch_size, progress)
+    data = {"features": feats, "labels": labels, "clean_labels": clean,
             "noisy": (clean >= 0) & (labels != clean), "indices": np.arange(len(labels))}
     if cache is not None:
         save_features(data, cache)
