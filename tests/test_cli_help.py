@@ -1,6 +1,7 @@
 """The CLI a user meets first: help for every option, examples, --version, one-line choice errors,
 honest summaries, and the notebook set-up."""
 import argparse
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -10,7 +11,7 @@ import pytest
 import tomllib
 import torch
 
-from ferlab.cli import build_parser, main
+from ferlab.cli import SUBCOMMANDS, _add_debug_flag, build_parser, main
 from ferlab.cli.train import protocol_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +54,44 @@ def test_version():
     out = subprocess.run([sys.executable, "-m", "ferlab.cli", "--version"], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == f"ferlab {version('ferlab')}"
+
+
+def test_help_and_version_start_without_torch(monkeypatch):
+    """`ferlab --help` lists every subcommand with its help, exactly as the full parser does, and neither
+    it nor --version imports torch (the registries behind the choice lists do)."""
+    probe = ("import contextlib, io, sys\n"
+             "from ferlab.cli import main\n"
+             "out = io.StringIO()\n"
+             "for argv in ([sys.argv[1]], ['--version']):\n"
+             "    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+             "        main(argv)\n"
+             "print(out.getvalue() + 'torch imported: ' + str('torch' in sys.modules))")
+    env = {**os.environ, "COLUMNS": "100"}
+    monkeypatch.setenv("COLUMNS", "100")
+    full = build_parser()
+    _add_debug_flag(full)
+    for flag in ("--help", "-h"):
+        out = subprocess.run([sys.executable, "-c", probe, flag], capture_output=True, text=True, check=True,
+                             env=env).stdout
+        assert out == full.format_help() + f"ferlab {version('ferlab')}\ntorch imported: False\n"
+    assert all(f"    {name}" in out for name in NAMES)
+
+
+def test_commands_constants_are_what_each_module_adds():
+    """The stubs ``ferlab --help`` lists come from each module's COMMANDS: the same names, order and help
+    as its full parsers; with argv, only the command run is built in full."""
+    for module in SUBCOMMANDS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        module.add_parser(sub)
+        assert [(a.dest, a.help) for a in sub._choices_actions] == list(module.COMMANDS.items()), module.__name__
+    full = build_parser()._subparsers._group_actions[0]
+    for argv in (["--help"], ["--debug", "eval", "RUN"], ["figures", "curves", "RUN"]):
+        lean = build_parser(argv)._subparsers._group_actions[0]
+        assert [(a.dest, a.help) for a in lean._choices_actions] == [(a.dest, a.help) for a in full._choices_actions]
+        built = {name for name, p in lean.choices.items() if len(p._actions) > 1}     # more than -h
+        command = next((a for a in argv if not a.startswith("-")), None)
+        owner = next((m for m in SUBCOMMANDS if command in m.COMMANDS), None)
+        assert built == set(owner.COMMANDS if owner else ()), argv
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -1,6 +1,11 @@
-"""The ``ferlab`` command. One module per subcommand group, each with ``add_parser(sub)``:
-:mod:`.train`, :mod:`.evaluate` (eval, export), :mod:`.data` (noise, neighbors, landmarks,
-datasets), :mod:`.figures`, :mod:`.demo`."""
+"""The ``ferlab`` command. One module per subcommand group, each with ``add_parser(sub)`` and
+``COMMANDS`` (its command names and one-line helps, plain constants): :mod:`.train`, :mod:`.evaluate`
+(eval, export), :mod:`.predict`, :mod:`.data` (noise, neighbors, landmarks, datasets), :mod:`.demo`,
+:mod:`.figures`, :mod:`.audit`.
+
+Only the command being run gets its full parser (choice lists come from the method, dataset and
+backbone registries, which import torch); the others are listed by name and help, so ``ferlab
+--help`` and ``ferlab --version`` start without torch."""
 from __future__ import annotations
 
 import argparse
@@ -16,14 +21,27 @@ __all__ = ["DATASET_FLAGS", "TRAIN_FLAGS", "build_parser", "config_from_args", "
 SUBCOMMANDS = (train, evaluate, predict, data, demo, figures, audit)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv) -> str | None:
+    """The subcommand ``argv`` runs: its first word that is not an option (the top-level options
+    ``--version``, ``--debug``, ``-h`` take no value), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    """The ``ferlab`` parser. With ``argv``, only the subcommand it runs is built in full and every
+    other one is a stub (name and help, no options); without, every subcommand is built in full."""
     from .. import __version__
     from .common import Parser
     ap = Parser(prog="ferlab", description="Facial expression recognition under noisy labels.")
     ap.add_argument("--version", action="version", version=f"ferlab {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    command = None if argv is None else command_of(argv)
     for module in SUBCOMMANDS:
-        module.add_parser(sub)
+        if argv is None or command in module.COMMANDS:
+            module.add_parser(sub)
+        else:
+            for name, help_ in module.COMMANDS.items():
+                sub.add_parser(name, help=help_)
     return ap
 
 
@@ -42,7 +60,8 @@ def main(argv=None) -> int:
     checkpoint, busy run directory, diverged training) is printed as one line ``ferlab <command>: error:
     ...`` and returns its exit code (2; 3 for a diverged run) -- ``--debug`` or ``FERLAB_DEBUG=1``
     re-raises it with its traceback. Any other exception is a bug and keeps its traceback."""
-    ap = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ap = build_parser(argv)
     _add_debug_flag(ap)
     args = ap.parse_args(argv)
     from ..errors import UserError

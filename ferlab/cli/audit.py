@@ -19,6 +19,10 @@ from pathlib import Path
 from .common import DATASET_FLAGS, HelpFormatter
 from .train import TRAIN_FLAGS, add_train_flags
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {"audit": "rank the training labels by suspicion (noise signals of runs, or cleanlab)"}
+
+
 EXAMPLES = """examples:
   ferlab audit runs/ferplus-cpu/baseline-fer2013-s0 --out audit-baseline
   ferlab audit runs/ferplus-cpu/{rul,ldlva}-fer2013-s0 --out audit-rank-average   # rank averaging of two runs
@@ -90,7 +94,7 @@ def cmd_audit(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("audit", help="rank the training labels by suspicion (noise signals of runs, or cleanlab)",
+    p = sub.add_parser("audit", help=COMMANDS["audit"],
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories trained on the same training set")
     p.add_argument("--out", required=True, help="output folder (CSV, contact sheet, summary JSON)")

@@ -13,6 +13,15 @@ from .common import (
     device_arg,
 )
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {
+    "noise": "write noisy training labels + manifest",
+    "neighbors": "K nearest training samples in a label-free space (LDLVA's knn)",
+    "landmarks": "detect 68 facial landmarks of every image of a split (offline, dlib)",
+    "datasets": "list datasets, or validate a root and count every split",
+}
+
+
 
 def cmd_noise(args) -> int:
     from ..data import build_dataset
@@ -116,7 +125,7 @@ DATASETS_EXAMPLES = """examples:
 
 
 def add_parser(sub) -> None:
-    no = add_command(sub, "noise", "write noisy training labels + manifest", NOISE_EXAMPLES)
+    no = add_command(sub, "noise", COMMANDS["noise"], NOISE_EXAMPLES)
     no.add_argument("--dataset", required=True, choices=dataset_names(), help="registered dataset")
     add_root_flag(no)
     no.add_argument("--split", default="train", help="split whose labels are made noisy")
@@ -133,8 +142,7 @@ def add_parser(sub) -> None:
     add_dataset_flags(no)
     no.set_defaults(func=cmd_noise)
 
-    nb = add_command(sub, "neighbors", "K nearest training samples in a label-free space (LDLVA's knn)",
-                     NEIGHBORS_EXAMPLES)
+    nb = add_command(sub, "neighbors", COMMANDS["neighbors"], NEIGHBORS_EXAMPLES)
     nb.add_argument("--config", metavar="YAML", help="recipe / run config: its training set (limit_train applied)")
     nb.add_argument("--preset", help="preset of the --config recipe")
     add_split_flags(nb, "synthetic", "without --config")
@@ -150,8 +158,7 @@ def add_parser(sub) -> None:
     nb.add_argument("--no-progress", action="store_true", help="no progress bars")
     nb.set_defaults(func=cmd_neighbors)
 
-    lm = add_command(sub, "landmarks", "detect 68 facial landmarks of every image of a split (offline, dlib)",
-                     LANDMARKS_EXAMPLES)
+    lm = add_command(sub, "landmarks", COMMANDS["landmarks"], LANDMARKS_EXAMPLES)
     add_split_flags(lm, "ferplus")
     lm.add_argument("--detect-size", type=int, default=144, help="upscale images to this side for the detector")
     lm.add_argument("--fallback-box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
@@ -160,7 +167,7 @@ def add_parser(sub) -> None:
     lm.add_argument("--no-progress", action="store_true", help="no progress bars")
     lm.set_defaults(func=cmd_landmarks)
 
-    ds = add_command(sub, "datasets", "list datasets, or validate a root and count every split", DATASETS_EXAMPLES)
+    ds = add_command(sub, "datasets", COMMANDS["datasets"], DATASETS_EXAMPLES)
     ds.add_argument("name", nargs="?", choices=dataset_names(), help="dataset to validate (default: list them all)")
     add_root_flag(ds, "--root")
     add_dataset_flags(ds)

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from .common import add_command, device_arg
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {"demo": "CE on synthetic faces with 30%% symmetric noise (CPU, minutes)"}   # %% : argparse's %
+
+
 EXAMPLES = """examples:
   ferlab demo                       # ~3 min on 2 free CPU cores, both runs
   ferlab demo --no-reference --epochs 3
@@ -17,7 +21,7 @@ def cmd_demo(args) -> int:
 
 
 def add_parser(sub) -> None:
-    de = add_command(sub, "demo", "CE on synthetic faces with 30%% symmetric noise (CPU, minutes)", EXAMPLES)
+    de = add_command(sub, "demo", COMMANDS["demo"], EXAMPLES)
     from ..demo import DEMO
     de.add_argument("--epochs", type=int, default=None, metavar="N", help=f"epochs per run (default: {DEMO['epochs']})")
     de.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N | mps")

@@ -6,6 +6,12 @@ from pathlib import Path
 
 from .common import parse_key_value
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {
+    "eval": "evaluate a run's checkpoint on one split",
+    "export": "write a run's standalone inference model (plain backbone + classifier, e.g. DMUE's target branch) "
+              "with its classes and transform",
+}
 
 def cmd_eval(args) -> int:
     from ..engine.checkpoint import run_checkpoint
@@ -63,7 +69,7 @@ EXPORT_EXAMPLES = """examples:
 
 def add_parser(sub) -> None:
     from .common import add_command, device_arg
-    ev = add_command(sub, "eval", "evaluate a run's checkpoint on one split", EVAL_EXAMPLES)
+    ev = add_command(sub, "eval", COMMANDS["eval"], EVAL_EXAMPLES)
     ev.add_argument("run", help="run directory (its checkpoints/last.pt) or a checkpoint file (e.g. best.pt)")
     ev.add_argument("--split", default="test",
                     help="test | val (the run's own; val may be its --val-fraction hold-out) | a dataset split name")
@@ -74,8 +80,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
 
-    ex = add_command(sub, "export", "write a run's standalone inference model (plain backbone + classifier, "
-                                    "e.g. DMUE's target branch) with its classes and transform", EXPORT_EXAMPLES)
+    ex = add_command(sub, "export", COMMANDS["export"], EXPORT_EXAMPLES)
     ex.add_argument("run", help="run directory or checkpoint file")
     ex.add_argument("--out", metavar="FILE", help="output file (default: RUN/inference.pt)")
     ex.set_defaults(func=cmd_export)

@@ -6,6 +6,10 @@ import sys
 
 from .common import HelpFormatter, add_command
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {"figures": "figures from run directories: `figures KIND RUN...` for any runs, or the FERPlus grid's "
+                       "figures with --runs"}
+
 EXAMPLES = """examples:
   ferlab figures curves runs/baseline-faces runs/eac-faces --out figures-faces
   ferlab figures attention runs/baseline-faces runs/eac-faces --out figures-faces
@@ -52,8 +56,7 @@ def cmd_figures(args) -> int:
 
 def add_parser(sub) -> None:
     from ..figures import KINDS, registry
-    fi = add_command(sub, "figures", "figures from run directories: `figures KIND RUN...` for any runs, "
-                     "or the FERPlus grid's figures with --runs", EXAMPLES)
+    fi = add_command(sub, "figures", COMMANDS["figures"], EXAMPLES)
     fi.add_argument("--runs", default="runs/ferplus-cpu",
                     help="grid mode: folder of <method>-<setting>-s<seed> runs (benchmarks/run_grid.py)")
     fi.add_argument("--out", default=None, metavar="DIR", help="output folder (default: figures)")

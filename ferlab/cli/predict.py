@@ -9,6 +9,10 @@ from pathlib import Path
 
 from .common import HelpFormatter, device_arg
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {"predict": "class probabilities for image files (CSV), optional CAM overlays"}
+
+
 EXAMPLES = """examples:
   ferlab predict runs/eac-faces new_faces/ --out preds.csv
   ferlab predict eac-faces.pt new_faces/ --out preds.csv --cam cams/
@@ -79,7 +83,7 @@ def cmd_predict(args) -> int:
 
 
 def add_parser(sub) -> None:
-    pr = sub.add_parser("predict", help="class probabilities for image files (CSV), optional CAM overlays",
+    pr = sub.add_parser("predict", help=COMMANDS["predict"],
                         description="Predict the expression of image files with a trained run or an exported "
                                     "model; the eval transform (image size, input size, mean/std) and the class "
                                     "names come from the model file.",

@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING
 
 from .common import DATASET_FLAGS, add_command, add_dataset_flags, dataset_names, device_arg, parse_key_value
 
+#: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
+COMMANDS = {"train": "train a method (works under torchrun)"}
+
+
 if TYPE_CHECKING:
     from ..engine.config import TrainConfig
 
@@ -211,7 +215,7 @@ def add_train_flags(tr) -> None:
 
 
 def add_parser(sub) -> None:
-    tr = add_command(sub, "train", "train a method (works under torchrun)", EXAMPLES)
+    tr = add_command(sub, "train", COMMANDS["train"], EXAMPLES)
     tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
     tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
                                      "recipes here define: " + (", ".join(recipe_presets()) or "-"))
