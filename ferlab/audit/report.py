@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.checkpoint import write_atomic, write_text_atomic
+from ..atomic import write_atomic, write_text_atomic
 from .metrics import detection_report, set_precision_recall
 from .result import LabelAudit
 
 
 def write_csv(audit: LabelAudit, path: str | Path) -> Path:
+    """The audit table (:meth:`LabelAudit.rows`) as CSV, LF line ends (as ``metrics.csv`` and ``ferlab predict``'s)."""
     header, rows = audit.rows()
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
     write_text_atomic(buf.getvalue(), path)

@@ -25,6 +25,7 @@ the official CSV ``knn`` column (``;``-separated row indices) is read and writte
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from pathlib import Path
 
@@ -192,13 +193,12 @@ def write_knn_csv(path: str | Path, knn: np.ndarray, columns: dict | None = None
     ``expression``, ``valence``, ``arousal``: lists of N values) then ``knn``."""
     columns = dict(columns or {})
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow([*columns, "knn"])
-        for i, row in enumerate(knn):
-            w.writerow([*(columns[c][i] for c in columns), ";".join(str(int(j)) for j in row)])
-    tmp.replace(path)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*columns, "knn"])
+    for i, row in enumerate(knn):
+        w.writerow([*(columns[c][i] for c in columns), ";".join(str(int(j)) for j in row)])
+    write_atomic(path, lambda f: f.write(buf.getvalue().encode("utf-8")))
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomic
 from ..engine.inference import dataset_features
 from .cam import unwrap
 
@@ -47,10 +48,7 @@ def extract_features(method, dataset, device: str | torch.device = "cpu", batch_
 
 def save_features(data: dict, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **{k: data[k] for k in CACHE_KEYS})
-    tmp.replace(path)
+    write_atomic(path, lambda f: np.savez_compressed(f, **{k: data[k] for k in CACHE_KEYS}))
     return path
 
 

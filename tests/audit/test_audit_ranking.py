@@ -69,6 +69,16 @@ def test_csv_ranks_by_the_signal_and_carries_image_names(planted_runs, tmp_path)
     assert info_json["source"]["runs"][0]["signal"] == "label_loss" and info_json["n"] == N
 
 
+def test_csv_has_lf_line_ends_like_metrics_and_predict_csvs(tmp_path):
+    from ferlab.audit.result import LabelAudit
+    from ferlab.data import build_dataset
+    ds = build_dataset("synthetic", None, "train", n=6, image_size=16)
+    path = write_csv(LabelAudit(ds, suspicion=np.array([0.1, 0.9, 0.5, 0.3, 0.7, 0.2])), tmp_path / "a.csv")
+    data = path.read_bytes()
+    assert b"\r" not in data and data.count(b"\n") == 7 and data.endswith(b"\n")     # header + 6 rows
+    assert [int(r["index"]) for r in read_csv(path)] == [1, 4, 2, 3, 5, 0]
+
+
 def test_planted_flips_are_ranked_above_chance(planted_runs, tmp_path):
     """AUROC of the table's ranking for "given label != the label before the planted flip".
 
