@@ -20,7 +20,8 @@ from .result import LabelAudit
 
 
 def write_csv(audit: LabelAudit, path: str | Path) -> Path:
-    """The audit table (:meth:`LabelAudit.rows`) as CSV, LF line ends (as ``metrics.csv`` and ``ferlab predict``'s)."""
+    """The audit table (:meth:`LabelAudit.rows`) as CSV with LF line ends (as ``metrics.csv`` and
+    ``ferlab predict``'s)."""
     header, rows = audit.rows()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
