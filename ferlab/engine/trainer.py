@@ -416,6 +416,9 @@ class Trainer:
             if self.noise_manifest is not None:
                 save_manifest(self.noise_manifest, self.run_dir / "noise.json")
             if not self.resume:       # a fresh run: no logs or best.pt of an earlier one
+                if self.ckpt_path.is_file():
+                    self.log(f"note: {self.run_dir} held an earlier run; starting it over "
+                             f"(--resume continues a run, --name picks another directory)")
                 RunLog.clear(self.run_dir)
                 self.best_path.unlink(missing_ok=True)
         barrier(self.info)

@@ -129,3 +129,12 @@ def test_torchrun_on_a_busy_run_directory_stops_every_rank(tmp_path):
                if line.startswith(f"ferlab train: error: {run} is in use by another training process: pid {os.getpid()}")]
     assert len(refused) == 2, out.stderr[-3000:]                 # both ranks, one line each
     assert not (run / "config.yaml").exists()
+
+
+def test_a_new_run_over_a_finished_one_says_it_starts_over(tmp_path, capsys):
+    assert main(_train_args(tmp_path, "run", 1, 0.001)) == 0
+    assert "held an earlier run" not in capsys.readouterr().out
+    assert main(_train_args(tmp_path, "run", 1, 0.001)) == 0
+    out = capsys.readouterr().out
+    assert f"note: {tmp_path / 'run'} held an earlier run; starting it over (--resume continues a run" in out
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1   # the old log is gone
