@@ -3,6 +3,13 @@
     python benchmarks/run_grid.py --methods baseline baseline:randinit --settings clean --preset cpu_pretrained
     python benchmarks/backbone_comparison.py            # JSON + markdown table + figure
 
+The preset's norm and learning rate were chosen on FER2013Valid with 5-epoch pilots (NORM in frozen /
+batchnorm, LR in 1e-5 3e-5 1e-4 3e-4; numbers in recipes/baseline/ferplus.yaml's provenance):
+
+    ferlab train --config recipes/baseline/ferplus.yaml --preset cpu --backbone dlib_resnet29 --weights dlib \
+        --input-size 112 --set backbone_args.norm=NORM --lr LR --epochs 5 --train-fit-every 0 \
+        --out-dir runs/dlib-pilots --name pilot-NORM-lrLR
+
 Reads the baseline clean rows of the ``cpu`` grid (ResNet-18 from scratch, 48 px) and of the
 ``cpu_pretrained`` grid (dlib_resnet29 at 112 px from dlib's face weights, and the same network from
 random init: the ``cpu_pretrained_randinit`` preset), all with the same 8,000 training images, labels,
