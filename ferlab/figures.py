@@ -177,12 +177,12 @@ def figure_from_runs(kind: str, runs, out: str | Path = "figures", name: str | N
     files = [str(p) for p in save_figure(figure, out / (name or kind), formats)]
     entry = {"files": files, "runs": [str(r) for r in runs],
              "command": command or " ".join(["ferlab", "figures", kind, *map(str, runs), "--out", str(out)]),
-             "commit": _commit()}
-    _record(out, {name or kind: entry})
+             "commit": commit_of_checkout()}
+    record_figures(out, {name or kind: entry})
     return entry
 
 
-def _record(out: Path, entries: dict) -> dict:
+def record_figures(out: Path, entries: dict) -> dict:
     """Merge ``entries`` into ``out/manifest.json`` (written atomically); returns the whole manifest."""
     from .engine.checkpoint import write_text_atomic
     manifest_path = out / "manifest.json"
@@ -263,7 +263,8 @@ def registry(seed: int = 0) -> list[Figure]:
     return figs
 
 
-def _commit() -> str | None:
+def commit_of_checkout() -> str | None:
+    """The short commit of the ferlab checkout (None outside a git checkout)."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True, cwd=Path(__file__).parent).stdout.strip()
@@ -295,6 +296,6 @@ def build_figures(runs_dir: str | Path, out: str | Path, only: list[str] | None 
         files = [str(p) for p in save_figure(figure, out / stem, fig.formats)]
         entries[stem] = {"files": files, "runs": [str(runs_dir / r) for r in used],
                          "command": " ".join(["ferlab", "figures", "--runs", str(runs_dir), "--out", str(out)]),
-                         "commit": _commit()}
+                         "commit": commit_of_checkout()}
     out.mkdir(parents=True, exist_ok=True)
-    return {"built": _record(out, entries)["figures"], "missing": missing}
+    return {"built": record_figures(out, entries)["figures"], "missing": missing}
