@@ -55,6 +55,14 @@ def _add_debug_flag(ap: argparse.ArgumentParser) -> None:
                     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_)
 
 
+
+def _error_line(text: str) -> None:
+    """``text`` and its newline in one write: the ranks of a torchrun job share stderr, and print's
+    separate newline write let their lines run together."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def main(argv=None) -> int:
     """Run one ``ferlab`` command. A :class:`~ferlab.errors.UserError` (bad file, flag, config value,
     checkpoint, busy run directory, diverged training) is printed as one line ``ferlab <command>: error:
@@ -71,10 +79,10 @@ def main(argv=None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"ferlab {args.command}: error: {e}", file=sys.stderr)
+        _error_line(f"ferlab {args.command}: error: {e}")
         return e.exit_code
     except KeyboardInterrupt:
         if debug:
             raise
-        print(f"ferlab {args.command}: interrupted", file=sys.stderr)
+        _error_line(f"ferlab {args.command}: interrupted")
         return 130
