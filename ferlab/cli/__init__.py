@@ -55,7 +55,6 @@ def _add_debug_flag(ap: argparse.ArgumentParser) -> None:
                     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=help_)
 
 
-
 def _error_line(text: str) -> None:
     """``text`` and its newline in one write: the ranks of a torchrun job share stderr, and print's
     separate newline write let their lines run together."""
