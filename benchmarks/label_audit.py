@@ -18,6 +18,13 @@ the majority), it scores:
   ``ferlab audit --cleanlab <runs>/baseline-<setting>-s<seed> --folds K``, or here with ``--train-folds``),
   ranked flagged-first then by 1 - p(given label); and 1 - p(given label) of those probabilities alone.
 
+Every scored run leaves its per-image signals (and cleanlab its out-of-sample probabilities) in an archive
+(``--archive``, default ``benchmarks/results/label-audit-signals/<run>.npz``: float32 scores, the run's config,
+training time and a digest of its given labels; no images, no labels), so the measurement can be completed in
+pieces: a run that is no longer on disk is scored from the archive (its target rebuilt from the config and
+checked against the digest), and only the missing runs need training. cleanlab always ranks float32
+probabilities, whether fresh or archived, so both give the same flags.
+
 Metrics: AUROC, average precision, precision at k (``--ks``, default 500 1000 2000), the precision /
 recall of cleanlab's flagged set, a precision-at-k curve; cost = the training each approach needs
 (``train_time_s``: seconds in the training loop summed over ``metrics.jsonl``, one run for an in-training
@@ -28,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import io
 import json
 import sys
 import time
@@ -44,11 +53,14 @@ from ferlab.audit import cleanlab_audit, cross_val_probs, default_signal, detect
 from ferlab.audit.cross_val import train_time
 from ferlab.audit.metrics import precision_at_k, set_precision_recall
 from ferlab.audit.report import jsonable
+from ferlab.atomic import write_atomic
 from ferlab.engine.checkpoint import write_text_atomic
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.signals import run_signals
+from ferlab.engine.run_data import build_train_set
+from ferlab.engine.signals import MASKS, run_signals
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT / "benchmarks" / "results" / "label-audit-signals"
 METHODS = ("baseline", "eac", "rul", "dmue", "lanet", "ldlva")
 LABEL = {"label_loss": "CE of the given label", "uncertainty": "uncertainty", "1-confidence": "1 - confidence",
          "1-confidence_bank": "1 - confidence at its last training step", "1-mass": "1 - bank mass on the label",
@@ -74,31 +86,101 @@ def finished(run: Path) -> bool:
     return (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
 
 
-def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, log=print):
-    """Entries of every signal of every finished method run, plus their rank average; and the target."""
+def labels_digest(labels) -> str:
+    """sha256 of the given training labels (int64): ties an archived score to the labels it was computed on."""
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes()).hexdigest()
+
+
+def archive_write(archive: Path, name: str, arrays: dict, meta: dict) -> Path:
+    """``<archive>/<name>.npz``: ``arrays`` as float32 (compressed) and ``meta`` as JSON, written atomically."""
+    path = Path(archive) / f"{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+    write_atomic(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(jsonable(meta))), **data))
+    return path
+
+
+def archive_read(archive: Path, name: str):
+    """(arrays, meta) of an archived run, or ``None``."""
+    path = Path(archive) / f"{name}.npz"
+    if not path.is_file():
+        return None
+    with np.load(io.BytesIO(path.read_bytes())) as z:
+        return {k: z[k].astype(np.float64) for k in z.files if k != "meta"}, json.loads(str(z["meta"]))
+
+
+def config_of(meta: dict) -> TrainConfig:
+    """The archived run's config, for rebuilding its training labels: this machine's data root, and
+    no training-split side files (a landmark file does not change the labels)."""
+    cfg = TrainConfig.from_dict(meta["config"])
+    args = {k: v for k, v in cfg.dataset_args.items() if k != "landmarks"}
+    root = cfg.data_root if cfg.data_root and Path(cfg.data_root).is_dir() else None
+    return dataclasses.replace(cfg, dataset_args=args, data_root=root, progress=False)
+
+
+def train_target(cfg: TrainConfig) -> dict:
+    """The noisy training set of ``cfg``: target masks as ``run_signals`` gives them, and the labels' digest."""
+    ds = build_train_set(cfg)[0]
+    known = ds.clean_labels >= 0 if ds.clean_labels is not None else np.zeros(len(ds), dtype=bool)
+    wrong = (ds.labels != ds.clean_labels) & known if ds.clean_labels is not None else known
+    return {"wrong": wrong, "known": known, "n_train": len(ds), "digest": labels_digest(ds.labels), "dataset": ds}
+
+
+def run_scores(run: Path, archive: Path | None, device: str, log=print):
+    """(signals, meta, source) of a run: computed from the finished run (and archived), or read from the
+    archive when the run is not on disk; ``None`` when neither has it."""
+    if finished(run):
+        t0 = time.time()
+        sig = run_signals(run, device=device, progress=False)
+        cfg = dataclasses.replace(TrainConfig.from_yaml(run / "config.yaml"), progress=False)
+        target = train_target(cfg)
+        if not np.array_equal(sig["flipped"], target["wrong"]):
+            raise SystemExit(f"{run}: its signals' noisy labels differ from those its config.yaml rebuilds")
+        meta = {"run": run.name, "config": cfg.to_dict(), "train_time_s": train_time(run),
+                "labels_sha256": target["digest"], "n_train": target["n_train"], "archived_by_commit": git_commit(),
+                "archived": time.strftime("%Y-%m-%d")}
+        scores = {k: v for k, v in sig.items() if k not in MASKS}
+        if archive is not None:
+            archive_write(archive, run.name, scores, meta)
+        log(f"[{run.name}] signals ({time.time() - t0:.0f} s)")
+        return {k: np.asarray(v, np.float32).astype(np.float64) for k, v in scores.items()}, meta, target, str(run)
+    got = archive_read(archive, run.name) if archive is not None else None
+    if got is None:
+        return None
+    scores, meta = got
+    target = train_target(config_of(meta))
+    if target["digest"] != meta["labels_sha256"]:
+        raise SystemExit(f"{archive}/{run.name}.npz: archived for other training labels than its config rebuilds "
+                         f"here (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
+    log(f"[{run.name}] signals from the archive ({meta.get('archived', '?')}, commit {meta.get('archived_by_commit')})")
+    return scores, meta, target, f"{archive}/{run.name}.npz"
+
+
+def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, archive: Path | None = None,
+                   log=print):
+    """Entries of every signal of every method run (finished, or archived), plus their rank average; and the target.
+
+    The signals are float32, whether fresh or archived, so a result does not depend on where it came from."""
     entries, own, target, missing = [], [], None, []
     for method in methods:
         run = runs_dir / f"{method}-{setting}-s{seed}"
-        if not finished(run):
+        got = run_scores(run, archive, device, log)
+        if got is None:
             missing.append(str(run))
             continue
-        t0 = time.time()
-        sig = run_signals(run, device=device, progress=False)
-        log(f"[{setting}] {run.name}: signals ({time.time() - t0:.0f} s)")
+        sig, meta, tgt, source = got
         if target is None:
-            target = {"wrong": sig["flipped"], "known": sig["known"], "n_train": len(sig["known"]), "first": run}
-        elif len(sig["known"]) != target["n_train"] or not np.array_equal(sig["flipped"], target["wrong"]):
+            target = {**tgt, "first": run}
+        elif tgt["digest"] != target["digest"]:
             log(f"[{setting}] {run.name}: other training rows or labels than {target['first'].name}, skipped")
             continue
-        cost = train_time(run)
+        cost = meta["train_time_s"]
         key = default_signal(sig)
         own.append((method, sig[key], cost))
         for name, score in sig.items():
-            if name in ("flipped", "known"):
-                continue
             entries.append(score_entry(f"{NAMES.get(method, method)}: {LABEL.get(name, name)}", score, target["wrong"],
                                        target["known"], ks, kind="signal", method=method, signal=name,
-                                       own_signal=name == key, run=str(run), training_runs=1, train_time_s=cost))
+                                       own_signal=name == key, run=source, training_runs=1, train_time_s=cost))
     if len(own) > 1:
         entries.append(score_entry(f"rank average of the own signals ({', '.join(NAMES.get(m, m) for m, _, _ in own)})",
                                    rank_average([s for _, s, _ in own]), target["wrong"], target["known"], ks,
@@ -108,27 +190,49 @@ def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device:
 
 
 def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_seed: int, target, ks, device: str,
-                     train: bool, log=print):
-    """cleanlab's entries, or (``[]``, the command that trains the missing fold runs)."""
+                     train: bool, archive: Path | None = None, log=print):
+    """cleanlab's entries, or (``[]``, the command that trains the missing fold runs). Fold runs on disk are
+    used (and their probabilities archived); otherwise archived probabilities are."""
     from ferlab.audit.cross_val import fold_run_dirs
     base = runs_dir / f"baseline-{setting}-s{seed}"
-    if not (base / "config.yaml").is_file():
+    name = f"{base.name}-cv{folds}-seed{fold_seed}"
+    got = archive_read(archive, name) if archive is not None else None
+    cfg = None
+    if (base / "config.yaml").is_file():
+        # folds beside the baseline run, named after it (as `ferlab audit --cleanlab RUN` does)
+        cfg = dataclasses.replace(TrainConfig.from_yaml(base / "config.yaml"), out_dir=str(runs_dir), name=base.name,
+                                  progress=False)
+    on_disk = cfg is not None and all((r / "summary.json").is_file() for r in fold_run_dirs(cfg, folds, fold_seed))
+    if on_disk or (cfg is not None and train):
+        cv = cross_val_probs(cfg, folds, fold_seed, device=device, log=lambda m: log(f"[{setting}] {m}"))
+        dataset, probs, times, runs = cv["dataset"], cv["probs"], cv["train_time_s"], [str(r) for r in cv["runs"]]
+        if archive is not None:
+            archive_write(archive, name, {"probs": probs}, {
+                "run": base.name, "config": cfg.to_dict(), "folds": folds, "fold_seed": fold_seed,
+                "train_time_s_per_fold": times, "labels_sha256": labels_digest(dataset.labels),
+                "n_train": len(dataset), "archived_by_commit": git_commit(), "archived": time.strftime("%Y-%m-%d")})
+    elif got is not None:
+        arrays, meta = got
+        tgt = train_target(config_of(meta))
+        if tgt["digest"] != meta["labels_sha256"]:
+            raise SystemExit(f"{archive}/{name}.npz: archived for other training labels than its config rebuilds here")
+        dataset, probs, times = tgt["dataset"], arrays["probs"], meta["train_time_s_per_fold"]
+        runs = [f"{archive}/{name}.npz"]
+        log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
+            f"commit {meta.get('archived_by_commit')})")
+    elif cfg is None:
         return [], f"python benchmarks/run_grid.py --methods baseline --settings {setting}  # the baseline run first"
-    # folds beside the baseline run, named after it (as `ferlab audit --cleanlab RUN` does)
-    cfg = dataclasses.replace(TrainConfig.from_yaml(base / "config.yaml"), out_dir=str(runs_dir), name=base.name,
-                              progress=False)
-    if not train and not all((r / "summary.json").is_file() for r in fold_run_dirs(cfg, folds, fold_seed)):
+    else:
         return [], (f"ferlab audit --cleanlab {base} --folds {folds} --fold-seed {fold_seed} "
                     f"--out audits/{setting}-cleanlab   # or rerun this script with --train-folds")
-    cv = cross_val_probs(cfg, folds, fold_seed, device=device, log=lambda m: log(f"[{setting}] {m}"))
-    if target is not None and (len(cv["dataset"]) != target["n_train"]):
-        raise SystemExit(f"{setting}: the fold runs' training set has {len(cv['dataset'])} rows, the method runs' "
-                         f"{target['n_train']}")
-    audit = cleanlab_audit(cv["dataset"], cv["probs"])
+    if target is not None and labels_digest(dataset.labels) != target["digest"]:
+        raise SystemExit(f"{setting}: the fold runs' training labels differ from the method runs' "
+                         f"({len(dataset)} vs {target['n_train']} rows)")
+    audit = cleanlab_audit(dataset, np.asarray(probs, np.float32).astype(np.float64))
     wrong, known = audit.wrong, audit.known
-    cost = float(sum(cv["train_time_s"]))
-    common = {"training_runs": folds, "folds": folds, "fold_seed": fold_seed, "fold_runs": [str(r) for r in cv["runs"]],
-              "train_time_s": cost, "train_time_s_per_fold": cv["train_time_s"]}
+    cost = float(sum(times))
+    common = {"training_runs": folds, "folds": folds, "fold_seed": fold_seed, "fold_runs": runs,
+              "train_time_s": cost, "train_time_s_per_fold": times}
     flagged = set_precision_recall(audit.flagged[known], wrong[known])
     return [score_entry(f"cleanlab find_label_issues ({folds}-fold baseline probabilities; flagged first)",
                         audit.suspicion, wrong, known, ks, kind="cleanlab", flagged_set=flagged, **common),
@@ -213,6 +317,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-folds", action="store_true", help="train missing fold runs here (resumable)")
     ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--archive", default=str(ARCHIVE),
+                    help=f"folder of archived per-image scores (default {ARCHIVE.relative_to(ROOT)}); 'none': no archive")
     ap.add_argument("--results", help="results JSON (default benchmarks/results/label-audit-<runs folder>.json)")
     ap.add_argument("--table", action="store_true", help="print the markdown table of the results JSON and stop")
     ap.add_argument("--figure", help="draw the precision-at-k figure of the results JSON to this PNG and stop")
@@ -227,10 +333,12 @@ def main(argv=None) -> int:
             print(f"wrote {figure(results, Path(args.figure))}")
         return 0
     results = json.loads(out.read_text()) if out.is_file() else {"settings": {}}
+    archive = None if args.archive == "none" else Path(args.archive)
     for setting in args.settings:
-        entries, target, missing = method_entries(runs_dir, setting, args.seed, args.methods, args.ks, args.device)
+        entries, target, missing = method_entries(runs_dir, setting, args.seed, args.methods, args.ks, args.device,
+                                                  archive)
         cl, todo = cleanlab_entries(runs_dir, setting, args.seed, args.folds, args.fold_seed, target, args.ks,
-                                    args.device, args.train_folds)
+                                    args.device, args.train_folds, archive)
         if todo:
             missing.append(f"cleanlab ({todo})")
         if target is None and not cl:

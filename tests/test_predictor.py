@@ -1,5 +1,6 @@
 """Predictor: every input type users hold gives the training pipeline's own predictions."""
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ def run(tmp_path_factory):
     fit(TrainConfig(name="r", out_dir=str(root / "runs"), method="baseline", dataset="folder",
                     data_root=str(root / "faces"), dataset_args={"image_size": 32}, backbone="resnet10",
                     input_size=24, epochs=1, batch_size=16, progress=False))
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)             # module-scoped: free the disk before the session ends
 
 
 def test_every_input_type_gives_the_same_probabilities(run):

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shlex
+import shutil
 import struct
 import subprocess
 import sys
@@ -221,7 +222,8 @@ def d(tmp_path_factory):
                         "cfg_lm_missing": f"  landmarks: {d / 'nope.npz'}\n"}.items():
         (d / f"{name}.yaml").write_text(f"dataset: synthetic\ndataset_args:\n  n: 32\n  image_size: 32\n{extra}")
     (d / "not_json.txt").write_text("{")
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)              # module-scoped: free the disk before the session ends
 
 
 # (id, command line with {d} for the files' folder, strings the error line must contain)

@@ -2,6 +2,7 @@
 the per-backbone official defaults and the validation hold-out."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ def run(tmp_path_factory):
                       tensorboard=True)
     summary = fit(cfg)
     rows = [json.loads(x) for x in (out / "r" / "metrics.jsonl").read_text().splitlines()]
-    return out / "r", summary, rows
+    yield out / "r", summary, rows
+    shutil.rmtree(out, ignore_errors=True)              # module-scoped: free the disk before the session ends
 
 
 def test_best_checkpoint_evaluates_to_the_logged_best_validation(run):

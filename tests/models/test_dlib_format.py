@@ -3,6 +3,7 @@ rules, so CI needs no 100 MB package), and refusals naming the file and the byte
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -238,7 +239,8 @@ def written_dlib_net(tmp_path_factory):
             par.data.normal_(0, 0.01)
     path = tmp_path_factory.mktemp("dlib") / "net.dat"
     write_dlib_resnet29(src, path)
-    return src, path
+    yield src, path
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def test_full_network_round_trip_and_options(written_dlib_net):

@@ -1,0 +1,67 @@
+"""benchmarks/label_audit.py: a measurement completed from the archive equals the one from the runs."""
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ferlab.engine.config import TrainConfig
+from ferlab.engine.trainer import fit
+
+pytest.importorskip("cleanlab")
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("label_audit", ROOT / "benchmarks" / "label_audit.py")
+label_audit = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(label_audit)
+
+
+def tiny(out: Path, method: str) -> TrainConfig:
+    return TrainConfig(name=f"{method}-sym30-s0", out_dir=str(out), method=method, dataset="synthetic",
+                       dataset_args={"n": 64, "image_size": 32}, eval_dataset_args={"n": 16}, backbone="resnet10",
+                       input_size=32, epochs=1, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3,
+                       progress=False)
+
+
+def scores(results: Path) -> list[tuple]:
+    res = json.loads(results.read_text())["settings"]["sym30"]
+    return [(e["approach"], e["auroc"], e["average_precision"], e["precision_at_k"], e.get("flagged_set"),
+             e["train_time_s"]) for e in res["approaches"]]
+
+
+def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
+    runs, archive = tmp_path / "runs", tmp_path / "archive"
+    for method in ("baseline", "rul"):
+        fit(tiny(runs, method))
+    common = ["--runs", str(runs), "--settings", "sym30", "--methods", "baseline", "rul", "--folds", "2",
+              "--ks", "5", "10", "--archive", str(archive)]
+    assert label_audit.main([*common, "--train-folds", "--results", str(tmp_path / "a.json")]) == 0
+    assert sorted(p.name for p in archive.iterdir()) == [
+        "baseline-sym30-s0-cv2-seed0.npz", "baseline-sym30-s0.npz", "rul-sym30-s0.npz"]
+    fresh = scores(tmp_path / "a.json")
+    kinds = [e["kind"] for e in json.loads((tmp_path / "a.json").read_text())["settings"]["sym30"]["approaches"]]
+    assert kinds.count("cleanlab") == 1 and kinds.count("rank_average") == 1 and kinds.count("signal") >= 3
+
+    shutil.rmtree(runs)                                   # the runs are gone (a new machine): the archive remains
+    assert label_audit.main([*common, "--results", str(tmp_path / "b.json")]) == 0
+    res = json.loads((tmp_path / "b.json").read_text())["settings"]["sym30"]
+    assert res["missing"] == [] and scores(tmp_path / "b.json") == fresh
+    assert all(e.get("run", "").startswith(str(archive)) for e in res["approaches"] if e["kind"] == "signal")
+
+    # an archive whose scores belong to other labels than its config rebuilds is refused, naming the file
+    path = archive / "rul-sym30-s0.npz"
+    arrays, meta = label_audit.archive_read(archive, "rul-sym30-s0")
+    meta["config"]["noise_seed"] = 1
+    label_audit.archive_write(archive, "rul-sym30-s0", arrays, meta)
+    with pytest.raises(SystemExit, match=str(path)):
+        label_audit.main([*common, "--results", str(tmp_path / "c.json")])
+
+
+def test_archive_holds_float32_scores_and_no_labels(tmp_path):
+    a = {"label_loss": np.array([0.1, 2.5, np.nan])}
+    label_audit.archive_write(tmp_path, "r", a, {"run": "r", "labels_sha256": "x"})
+    arrays, meta = label_audit.archive_read(tmp_path, "r")
+    assert list(arrays) == ["label_loss"] and meta == {"run": "r", "labels_sha256": "x"}
+    np.testing.assert_array_equal(arrays["label_loss"], a["label_loss"].astype(np.float32))
+    assert label_audit.archive_read(tmp_path, "missing") is None
