@@ -19,7 +19,7 @@ the majority), it scores:
   ranked flagged-first then by 1 - p(given label); and 1 - p(given label) of those probabilities alone.
 
 Every scored run leaves its per-image signals (and cleanlab its out-of-sample probabilities) in an archive
-(``--archive``, default ``benchmarks/results/label-audit-signals/<run>.npz``: float32 scores, the run's config,
+(``--archive``, default ``benchmarks/results/label-audit-signals/<run>.json``: float32 scores, the run's config,
 training time and a digest of its given labels; no images, no labels), so the measurement can be completed in
 pieces: a run that is no longer on disk is scored from the archive (its target rebuilt from the config and
 checked against the digest), and only the missing runs need training. cleanlab always ranks float32
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import io
 import json
 import sys
 import time
@@ -53,7 +52,6 @@ from ferlab.audit import cleanlab_audit, cross_val_probs, default_signal, detect
 from ferlab.audit.cross_val import train_time
 from ferlab.audit.metrics import precision_at_k, set_precision_recall
 from ferlab.audit.report import jsonable
-from ferlab.atomic import write_atomic
 from ferlab.engine.checkpoint import write_text_atomic
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.run_data import build_train_set
@@ -92,21 +90,24 @@ def labels_digest(labels) -> str:
 
 
 def archive_write(archive: Path, name: str, arrays: dict, meta: dict) -> Path:
-    """``<archive>/<name>.npz``: ``arrays`` as float32 (compressed) and ``meta`` as JSON, written atomically."""
-    path = Path(archive) / f"{name}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
-    write_atomic(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(jsonable(meta))), **data))
+    """``<archive>/<name>.json``: ``meta`` and ``arrays`` rounded to float32 (9 significant digits, which
+    round-trip a float32 exactly), written atomically."""
+    path = Path(archive) / f"{name}.json"
+    data = {k: [float(f"{x:.9g}") for x in np.asarray(v, dtype=np.float32).ravel().tolist()]
+            for k, v in arrays.items()}
+    shapes = {k: list(np.shape(v)) for k, v in arrays.items()}
+    write_text_atomic(json.dumps({"meta": jsonable(meta), "shapes": shapes, "arrays": data}), path)
     return path
 
 
 def archive_read(archive: Path, name: str):
-    """(arrays, meta) of an archived run, or ``None``."""
-    path = Path(archive) / f"{name}.npz"
+    """(arrays as float64 holding float32 values, meta) of an archived run, or ``None``."""
+    path = Path(archive) / f"{name}.json"
     if not path.is_file():
         return None
-    with np.load(io.BytesIO(path.read_bytes())) as z:
-        return {k: z[k].astype(np.float64) for k in z.files if k != "meta"}, json.loads(str(z["meta"]))
+    d = json.loads(path.read_text())
+    return {k: np.asarray(v, dtype=np.float32).reshape(d["shapes"][k]).astype(np.float64)
+            for k, v in d["arrays"].items()}, d["meta"]
 
 
 def config_of(meta: dict) -> TrainConfig:
@@ -150,10 +151,10 @@ def run_scores(run: Path, archive: Path | None, device: str, log=print):
     scores, meta = got
     target = train_target(config_of(meta))
     if target["digest"] != meta["labels_sha256"]:
-        raise SystemExit(f"{archive}/{run.name}.npz: archived for other training labels than its config rebuilds "
+        raise SystemExit(f"{archive}/{run.name}.json: archived for other training labels than its config rebuilds "
                          f"here (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
     log(f"[{run.name}] signals from the archive ({meta.get('archived', '?')}, commit {meta.get('archived_by_commit')})")
-    return scores, meta, target, f"{archive}/{run.name}.npz"
+    return scores, meta, target, f"{archive}/{run.name}.json"
 
 
 def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, archive: Path | None = None,
@@ -215,9 +216,9 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
         arrays, meta = got
         tgt = train_target(config_of(meta))
         if tgt["digest"] != meta["labels_sha256"]:
-            raise SystemExit(f"{archive}/{name}.npz: archived for other training labels than its config rebuilds here")
+            raise SystemExit(f"{archive}/{name}.json: archived for other training labels than its config rebuilds here")
         dataset, probs, times = tgt["dataset"], arrays["probs"], meta["train_time_s_per_fold"]
-        runs = [f"{archive}/{name}.npz"]
+        runs = [f"{archive}/{name}.json"]
         log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
             f"commit {meta.get('archived_by_commit')})")
     elif cfg is None:

@@ -38,7 +38,7 @@ def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
               "--ks", "5", "10", "--archive", str(archive)]
     assert label_audit.main([*common, "--train-folds", "--results", str(tmp_path / "a.json")]) == 0
     assert sorted(p.name for p in archive.iterdir()) == [
-        "baseline-sym30-s0-cv2-seed0.npz", "baseline-sym30-s0.npz", "rul-sym30-s0.npz"]
+        "baseline-sym30-s0-cv2-seed0.json", "baseline-sym30-s0.json", "rul-sym30-s0.json"]
     fresh = scores(tmp_path / "a.json")
     kinds = [e["kind"] for e in json.loads((tmp_path / "a.json").read_text())["settings"]["sym30"]["approaches"]]
     assert kinds.count("cleanlab") == 1 and kinds.count("rank_average") == 1 and kinds.count("signal") >= 3
@@ -50,7 +50,7 @@ def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
     assert all(e.get("run", "").startswith(str(archive)) for e in res["approaches"] if e["kind"] == "signal")
 
     # an archive whose scores belong to other labels than its config rebuilds is refused, naming the file
-    path = archive / "rul-sym30-s0.npz"
+    path = archive / "rul-sym30-s0.json"
     arrays, meta = label_audit.archive_read(archive, "rul-sym30-s0")
     meta["config"]["noise_seed"] = 1
     label_audit.archive_write(archive, "rul-sym30-s0", arrays, meta)
