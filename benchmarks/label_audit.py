@@ -200,9 +200,12 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
     got = archive_read(archive, name) if archive is not None else None
     cfg = None
     if (base / "config.yaml").is_file():
+        cfg = TrainConfig.from_yaml(base / "config.yaml")
+    elif archive is not None and archive_read(archive, base.name) is not None:
+        cfg = config_of(archive_read(archive, base.name)[1])     # the baseline is gone: its archived config
+    if cfg is not None:
         # folds beside the baseline run, named after it (as `ferlab audit --cleanlab RUN` does)
-        cfg = dataclasses.replace(TrainConfig.from_yaml(base / "config.yaml"), out_dir=str(runs_dir), name=base.name,
-                                  progress=False)
+        cfg = dataclasses.replace(cfg, out_dir=str(runs_dir), name=base.name, progress=False)
     on_disk = cfg is not None and all((r / "summary.json").is_file() for r in fold_run_dirs(cfg, folds, fold_seed))
     if on_disk or (cfg is not None and train):
         cv = cross_val_probs(cfg, folds, fold_seed, device=device, log=lambda m: log(f"[{setting}] {m}"))

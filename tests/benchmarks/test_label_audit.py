@@ -49,6 +49,12 @@ def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
     assert res["missing"] == [] and scores(tmp_path / "b.json") == fresh
     assert all(e.get("run", "").startswith(str(archive)) for e in res["approaches"] if e["kind"] == "signal")
 
+    # without the baseline run, its archived config defines the folds: cleanlab is retrained to the same numbers
+    (archive / "baseline-sym30-s0-cv2-seed0.json").unlink()
+    assert label_audit.main([*common, "--train-folds", "--results", str(tmp_path / "d.json")]) == 0
+    assert not (runs / "baseline-sym30-s0").exists() and (runs / "baseline-sym30-s0-fold1of2" / "summary.json").is_file()
+    assert [e[:-1] for e in scores(tmp_path / "d.json")] == [e[:-1] for e in fresh]     # all but the train time
+
     # an archive whose scores belong to other labels than its config rebuilds is refused, naming the file
     path = archive / "rul-sym30-s0.json"
     arrays, meta = label_audit.archive_read(archive, "rul-sym30-s0")
