@@ -127,9 +127,19 @@ def train_target(cfg: TrainConfig) -> dict:
     return {"wrong": wrong, "known": known, "n_train": len(ds), "digest": labels_digest(ds.labels), "dataset": ds}
 
 
+def archived_target(archive: Path, name: str, meta: dict) -> dict:
+    """``train_target`` of an archived entry's config, refused (naming the file) when its labels are not the
+    ones the scores were archived for."""
+    target = train_target(config_of(meta))
+    if target["digest"] != meta["labels_sha256"]:
+        raise SystemExit(f"{archive}/{name}.json: archived for other training labels than its config rebuilds "
+                         f"here (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
+    return target
+
+
 def run_scores(run: Path, archive: Path | None, device: str, log=print):
-    """(signals, meta, source) of a run: computed from the finished run (and archived), or read from the
-    archive when the run is not on disk; ``None`` when neither has it."""
+    """(signals, meta, target, source) of a run: computed from the finished run (and archived), or read from
+    the archive when the run is not on disk; ``None`` when neither has it."""
     if finished(run):
         t0 = time.time()
         sig = run_signals(run, device=device, progress=False)
@@ -149,10 +159,7 @@ def run_scores(run: Path, archive: Path | None, device: str, log=print):
     if got is None:
         return None
     scores, meta = got
-    target = train_target(config_of(meta))
-    if target["digest"] != meta["labels_sha256"]:
-        raise SystemExit(f"{archive}/{run.name}.json: archived for other training labels than its config rebuilds "
-                         f"here (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
+    target = archived_target(archive, run.name, meta)
     log(f"[{run.name}] signals from the archive ({meta.get('archived', '?')}, commit {meta.get('archived_by_commit')})")
     return scores, meta, target, f"{archive}/{run.name}.json"
 
@@ -201,8 +208,8 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
     cfg = None
     if (base / "config.yaml").is_file():
         cfg = TrainConfig.from_yaml(base / "config.yaml")
-    elif archive is not None and archive_read(archive, base.name) is not None:
-        cfg = config_of(archive_read(archive, base.name)[1])     # the baseline is gone: its archived config
+    elif archive is not None and (base_archived := archive_read(archive, base.name)) is not None:
+        cfg = config_of(base_archived[1])                          # the baseline is gone: its archived config
     if cfg is not None:
         # folds beside the baseline run, named after it (as `ferlab audit --cleanlab RUN` does)
         cfg = dataclasses.replace(cfg, out_dir=str(runs_dir), name=base.name, progress=False)
@@ -217,18 +224,18 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
                 "n_train": len(dataset), "archived_by_commit": git_commit(), "archived": time.strftime("%Y-%m-%d")})
     elif got is not None:
         arrays, meta = got
-        tgt = train_target(config_of(meta))
-        if tgt["digest"] != meta["labels_sha256"]:
-            raise SystemExit(f"{archive}/{name}.json: archived for other training labels than its config rebuilds here")
-        dataset, probs, times = tgt["dataset"], arrays["probs"], meta["train_time_s_per_fold"]
+        dataset = archived_target(archive, name, meta)["dataset"]
+        probs, times = arrays["probs"], meta["train_time_s_per_fold"]
         runs = [f"{archive}/{name}.json"]
         log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
             f"commit {meta.get('archived_by_commit')})")
     elif cfg is None:
         return [], f"python benchmarks/run_grid.py --methods baseline --settings {setting}  # the baseline run first"
-    else:
+    elif (base / "config.yaml").is_file():
         return [], (f"ferlab audit --cleanlab {base} --folds {folds} --fold-seed {fold_seed} "
                     f"--out audits/{setting}-cleanlab   # or rerun this script with --train-folds")
+    else:
+        return [], "rerun this script with --train-folds  # the folds of the archived baseline config"
     if target is not None and labels_digest(dataset.labels) != target["digest"]:
         raise SystemExit(f"{setting}: the fold runs' training labels differ from the method runs' "
                          f"({len(dataset)} vs {target['n_train']} rows)")
