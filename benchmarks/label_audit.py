@@ -28,7 +28,8 @@ probabilities, whether fresh or archived, so both give the same flags.
 Metrics: AUROC, average precision, precision at k (``--ks``, default 500 1000 2000), the precision /
 recall of cleanlab's flagged set, a precision-at-k curve; cost = the training each approach needs
 (``train_time_s``: seconds in the training loop summed over ``metrics.jsonl``, one run for an in-training
-signal, K fold runs for cleanlab; CPU seconds when each run had one thread). Results:
+signal, K fold runs for cleanlab; CPU seconds when each run had one thread), with the CPU it was measured on
+(``machine``: times compare only on one machine). Results:
 ``benchmarks/results/label-audit-<runs folder name>.json`` (settings merged into an existing file).
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -82,6 +85,25 @@ def score_entry(name: str, score, wrong, known, ks, **extra) -> dict:
 
 def finished(run: Path) -> bool:
     return (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
+
+
+def cpu_name() -> str:
+    """The CPU training times were measured on, for an archive entry: model, widest vector ISA, cores
+    (e.g. ``Intel(R) Xeon(R) Processor (AMX), 2 cores``); training times only compare on one machine."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    isa = next((name for flag, name in (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                if flag in flags), None)
+    return f"{model}{f' ({isa})' if isa else ''}, {os.cpu_count()} cores"
 
 
 def labels_digest(labels) -> str:
@@ -148,7 +170,8 @@ def run_scores(run: Path, archive: Path | None, device: str, log=print):
         if not np.array_equal(sig["flipped"], target["wrong"]):
             raise SystemExit(f"{run}: its signals' noisy labels differ from those its config.yaml rebuilds")
         meta = {"run": run.name, "config": cfg.to_dict(), "train_time_s": train_time(run),
-                "labels_sha256": target["digest"], "n_train": target["n_train"], "archived_by_commit": git_commit(),
+                "labels_sha256": target["digest"], "n_train": target["n_train"], "machine": cpu_name(),
+                "archived_by_commit": git_commit(),
                 "archived": time.strftime("%Y-%m-%d")}
         scores = {k: v for k, v in sig.items() if k not in MASKS}
         if archive is not None:
@@ -182,18 +205,20 @@ def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device:
         elif tgt["digest"] != target["digest"]:
             log(f"[{setting}] {run.name}: other training rows or labels than {target['first'].name}, skipped")
             continue
-        cost = meta["train_time_s"]
+        cost, machine = meta["train_time_s"], meta.get("machine")
         key = default_signal(sig)
-        own.append((method, sig[key], cost))
+        own.append((method, sig[key], cost, machine))
         for name, score in sig.items():
             entries.append(score_entry(f"{NAMES.get(method, method)}: {LABEL.get(name, name)}", score, target["wrong"],
                                        target["known"], ks, kind="signal", method=method, signal=name,
-                                       own_signal=name == key, run=source, training_runs=1, train_time_s=cost))
+                                       own_signal=name == key, run=source, training_runs=1, train_time_s=cost,
+                                       machine=machine))
     if len(own) > 1:
-        entries.append(score_entry(f"rank average of the own signals ({', '.join(NAMES.get(m, m) for m, _, _ in own)})",
-                                   rank_average([s for _, s, _ in own]), target["wrong"], target["known"], ks,
-                                   kind="rank_average", methods=[m for m, _, _ in own], training_runs=len(own),
-                                   train_time_s=sum(c for *_, c in own)))
+        entries.append(score_entry(f"rank average of the own signals ({', '.join(NAMES.get(m, m) for m, *_ in own)})",
+                                   rank_average([s for _, s, *_ in own]), target["wrong"], target["known"], ks,
+                                   kind="rank_average", methods=[m for m, *_ in own], training_runs=len(own),
+                                   train_time_s=sum(c for _, _, c, _ in own),
+                                   machine="; ".join(sorted({str(m) for *_, m in own}))))
     return entries, target, missing
 
 
@@ -217,15 +242,17 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
     if on_disk or (cfg is not None and train):
         cv = cross_val_probs(cfg, folds, fold_seed, device=device, log=lambda m: log(f"[{setting}] {m}"))
         dataset, probs, times, runs = cv["dataset"], cv["probs"], cv["train_time_s"], [str(r) for r in cv["runs"]]
+        machine = cpu_name()
         if archive is not None:
             archive_write(archive, name, {"probs": probs}, {
                 "run": base.name, "config": cfg.to_dict(), "folds": folds, "fold_seed": fold_seed,
                 "train_time_s_per_fold": times, "labels_sha256": labels_digest(dataset.labels),
-                "n_train": len(dataset), "archived_by_commit": git_commit(), "archived": time.strftime("%Y-%m-%d")})
+                "n_train": len(dataset), "machine": cpu_name(), "archived_by_commit": git_commit(),
+                "archived": time.strftime("%Y-%m-%d")})
     elif got is not None:
         arrays, meta = got
         dataset = archived_target(archive, name, meta)["dataset"]
-        probs, times = arrays["probs"], meta["train_time_s_per_fold"]
+        probs, times, machine = arrays["probs"], meta["train_time_s_per_fold"], meta.get("machine")
         runs = [f"{archive}/{name}.json"]
         log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
             f"commit {meta.get('archived_by_commit')})")
@@ -243,7 +270,7 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
     wrong, known = audit.wrong, audit.known
     cost = float(sum(times))
     common = {"training_runs": folds, "folds": folds, "fold_seed": fold_seed, "fold_runs": runs,
-              "train_time_s": cost, "train_time_s_per_fold": times}
+              "train_time_s": cost, "train_time_s_per_fold": times, "machine": machine}
     flagged = set_precision_recall(audit.flagged[known], wrong[known])
     return [score_entry(f"cleanlab find_label_issues ({folds}-fold baseline probabilities; flagged first)",
                         audit.suspicion, wrong, known, ks, kind="cleanlab", flagged_set=flagged, **common),
@@ -257,7 +284,7 @@ def table(results: dict) -> str:
     lines = []
     for setting, res in results["settings"].items():
         ks = res["ks"]
-        header = ("| approach | training needed | train time | AUROC | average precision | "
+        header = ("| approach | training needed | train time (trained on) | AUROC | average precision | "
                   + " | ".join(f"precision at {k}" for k in ks) + " | cleanlab's flagged set: n, precision, recall |")
         lines += [(f"**{setting}** ({res['n_wrong']} of {res['n_known']} training labels differ from the reference; "
                    f"precision of a random pick {res['base_rate']:.3f})"), "", header,
@@ -266,7 +293,8 @@ def table(results: dict) -> str:
             runs = f"{e['training_runs']} run{'s' * (e['training_runs'] > 1)}" + \
                 (f" ({e['folds']} folds)" if e.get("folds") else "")
             fl = e.get("flagged_set")
-            lines.append(f"| {e['approach']} | {runs} | {_duration(e['train_time_s'])} | {_f(e['auroc'])} | "
+            on = f" ({e['machine']})" if e.get("machine") else ""
+            lines.append(f"| {e['approach']} | {runs} | {_duration(e['train_time_s'])}{on} | {_f(e['auroc'])} | "
                          f"{_f(e['average_precision'])} | "
                          + " | ".join(_f(e["precision_at_k"].get(str(k))) for k in ks)
                          + (f" | {fl['flagged']}, {_f(fl['precision'])}, {_f(fl['recall'])} |" if fl else " | |"))
@@ -370,7 +398,8 @@ def main(argv=None) -> int:
                     "command": " ".join(["python", *sys.argv]),
                     "target": "given training label != reference label (FERPlus majority), on the rows that have one",
                     "cost": "train_time_s = seconds in the training loop (sum of metrics.jsonl time_s) of the runs "
-                            "an approach needs: 1 run per in-training signal, K fold runs for cleanlab",
+                            "an approach needs: 1 run per in-training signal, K fold runs for cleanlab; an entry's machine is "
+                            "the CPU its runs were trained and archived on (times compare only on one machine)",
                     **machine_and_versions(torch.device(args.device))})
     write_text_atomic(json.dumps(jsonable(results), indent=2), out)
     print(f"wrote {out}")

@@ -27,7 +27,7 @@ def tiny(out: Path, method: str) -> TrainConfig:
 def scores(results: Path) -> list[tuple]:
     res = json.loads(results.read_text())["settings"]["sym30"]
     return [(e["approach"], e["auroc"], e["average_precision"], e["precision_at_k"], e.get("flagged_set"),
-             e["train_time_s"]) for e in res["approaches"]]
+             e["machine"], e["train_time_s"]) for e in res["approaches"]]
 
 
 def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
@@ -42,6 +42,7 @@ def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
     fresh = scores(tmp_path / "a.json")
     kinds = [e["kind"] for e in json.loads((tmp_path / "a.json").read_text())["settings"]["sym30"]["approaches"]]
     assert kinds.count("cleanlab") == 1 and kinds.count("rank_average") == 1 and kinds.count("signal") >= 3
+    assert {e[-2] for e in fresh} == {label_audit.cpu_name()}      # the CPU the training times were measured on
 
     shutil.rmtree(runs)                                   # the runs are gone (a new machine): the archive remains
     assert label_audit.main([*common, "--results", str(tmp_path / "b.json")]) == 0
