@@ -66,6 +66,8 @@ METHODS = ("baseline", "eac", "rul", "dmue", "lanet", "ldlva")
 LABEL = {"label_loss": "CE of the given label", "uncertainty": "uncertainty", "1-confidence": "1 - confidence",
          "1-confidence_bank": "1 - confidence at its last training step", "1-mass": "1 - bank mass on the label",
          "1-lambda": "1 - lambda"}
+COLORS = {"baseline": "tab:blue", "eac": "tab:green", "rul": "tab:orange", "dmue": "tab:red", "lanet": "tab:purple",
+          "ldlva": "tab:brown"}
 NAMES = {"baseline": "baseline", "eac": "EAC", "rul": "RUL", "dmue": "DMUE", "lanet": "LA-Net", "ldlva": "LDLVA"}
 
 
@@ -320,6 +322,7 @@ def figure(results: dict, path: Path) -> Path:
     from ferlab.viz.plots import save_figure
     settings = results["settings"]
     fig, axes = plt.subplots(1, len(settings), figsize=(6.2 * len(settings), 5.6), squeeze=False)
+    legend = {}
     for ax, (setting, res) in zip(axes[0], settings.items()):
         for e in res["approaches"]:
             if e["kind"] == "signal" and not (e["own_signal"] or e["method"] == "baseline"):
@@ -327,7 +330,8 @@ def figure(results: dict, path: Path) -> Path:
             if e["kind"] == "cross_val_confidence":
                 continue
             curve = {int(k): v for k, v in e["precision_curve"].items() if v is not None}
-            style = {"cleanlab": {"color": "black", "lw": 2.2}, "rank_average": {"color": "gray", "lw": 1.6, "ls": "-."}}
+            style = {"cleanlab": {"color": "black", "lw": 2.2}, "rank_average": {"color": "gray", "lw": 1.6, "ls": "-."},
+                     "signal": {"color": COLORS.get(e.get("method"), "tab:cyan"), "lw": 1.3}}
             ax.plot(list(curve), list(curve.values()), label=e["approach"], **style.get(e["kind"], {"lw": 1.3}))
             if e.get("flagged_set") and e["flagged_set"]["flagged"]:
                 fl = e["flagged_set"]
@@ -340,8 +344,12 @@ def figure(results: dict, path: Path) -> Path:
         ax.set_xlabel("k (most suspicious training labels)")
         ax.set_ylabel("precision at k (share of them that are wrong)")
         ax.set_title(f"{setting}: {res['n_wrong']} of {res['n_known']} labels differ from the reference", fontsize=10)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.tight_layout()
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    # one legend for all panels (a method has one colour everywhere), below them
+    rows = -(-len(legend) // 3)
+    fig.legend(list(legend.values()), list(legend), fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * rows + 0.02, 1, 1))
     return save_figure(fig, path.with_suffix(""), ("png",))[0]
 
 
