@@ -249,7 +249,7 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
             archive_write(archive, name, {"probs": probs}, {
                 "run": base.name, "config": cfg.to_dict(), "folds": folds, "fold_seed": fold_seed,
                 "train_time_s_per_fold": times, "labels_sha256": labels_digest(dataset.labels),
-                "n_train": len(dataset), "machine": cpu_name(), "archived_by_commit": git_commit(),
+                "n_train": len(dataset), "machine": machine, "archived_by_commit": git_commit(),
                 "archived": time.strftime("%Y-%m-%d")})
     elif got is not None:
         arrays, meta = got
