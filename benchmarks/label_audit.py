@@ -356,14 +356,16 @@ def figure(results: dict, path: Path) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default="runs/ferplus-cpu", help="folder of the grid's runs")
-    ap.add_argument("--settings", nargs="+", default=["sym30", "fer2013"])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--settings", nargs="+", default=["sym30", "fer2013"],
+                    help="label settings of the grid to score (run folders <method>-<setting>-s<seed>)")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD",
+                    help=f"methods whose runs are scored (default: all of {', '.join(METHODS)})")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the runs (the -s<seed> suffix)")
     ap.add_argument("--folds", type=int, default=5, help="K of cleanlab's cross-validation")
-    ap.add_argument("--fold-seed", type=int, default=0)
+    ap.add_argument("--fold-seed", type=int, default=0, help="seed of the stratified fold split")
     ap.add_argument("--train-folds", action="store_true", help="train missing fold runs here (resumable)")
-    ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000])
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000], help="k of precision at k")
+    ap.add_argument("--device", default="cpu", help="device for scoring runs and training folds (cpu, cuda, ...)")
     ap.add_argument("--archive", default=str(ARCHIVE),
                     help=f"folder of archived per-image scores (default {ARCHIVE.relative_to(ROOT)}); 'none': no archive")
     ap.add_argument("--results", help="results JSON (default benchmarks/results/label-audit-<runs folder>.json)")
