@@ -38,12 +38,16 @@ def build_train_set(cfg: TrainConfig):
     return ds, manifest
 
 
+TRAIN_SPLIT_KEYS = ("noise_file", "landmarks")     # files that describe the training split's images only
+
+
 def eval_dataset_args(cfg: TrainConfig) -> dict:
     """Evaluation splits always carry clean labels: FERPlus majority, no noise file (and no
-    training-split landmark file)."""
+    training-split landmark file). ``eval_dataset_args`` are applied over the training arguments
+    minus those files (they may name their own)."""
+    args = {k: v for k, v in cfg.dataset_args.items() if k not in TRAIN_SPLIT_KEYS}
     if cfg.eval_dataset_args is not None:
-        return {**cfg.dataset_args, **cfg.eval_dataset_args}
-    args = {k: v for k, v in cfg.dataset_args.items() if k not in ("noise_file", "landmarks")}
+        return {**args, **cfg.eval_dataset_args}
     if "label_mode" in args:
         args["label_mode"] = "majority"
     return args
