@@ -113,14 +113,24 @@ def labels_digest(labels) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes()).hexdigest()
 
 
+STAMP_KEYS = ("archived", "archived_by_commit")        # when and by which commit; not what was archived
+
+
 def archive_write(archive: Path, name: str, arrays: dict, meta: dict) -> Path:
     """``<archive>/<name>.json``: ``meta`` and ``arrays`` rounded to float32 (9 significant digits, which
-    round-trip a float32 exactly), written atomically."""
+    round-trip a float32 exactly), written atomically. An archive that already holds the same scores and
+    meta is left as it is (re-scoring a run changes no committed file but its date stamps otherwise)."""
     path = Path(archive) / f"{name}.json"
     data = {k: [float(f"{x:.9g}") for x in np.asarray(v, dtype=np.float32).ravel().tolist()]
             for k, v in arrays.items()}
-    shapes = {k: list(np.shape(v)) for k, v in arrays.items()}
-    write_text_atomic(json.dumps({"meta": jsonable(meta), "shapes": shapes, "arrays": data}), path)
+    entry = {"meta": jsonable(meta), "shapes": {k: list(np.shape(v)) for k, v in arrays.items()}, "arrays": data}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        unstamped = [json.dumps({**e, "meta": {k: v for k, v in e["meta"].items() if k not in STAMP_KEYS}},
+                                sort_keys=True) for e in (old, entry)]            # as text: NaN equals NaN
+        if unstamped[0] == unstamped[1]:
+            return path
+    write_text_atomic(json.dumps(entry), path)
     return path
 
 

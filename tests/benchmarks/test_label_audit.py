@@ -72,3 +72,18 @@ def test_archive_holds_float32_scores_and_no_labels(tmp_path):
     assert list(arrays) == ["label_loss"] and meta == {"run": "r", "labels_sha256": "x"}
     np.testing.assert_array_equal(arrays["label_loss"], a["label_loss"].astype(np.float32))
     assert label_audit.archive_read(tmp_path, "missing") is None
+
+
+def test_rescoring_a_run_leaves_its_archive_as_it_was_unless_the_scores_or_meta_differ(tmp_path):
+    a = {"label_loss": np.array([0.1, 2.5, np.nan])}
+    meta = {"run": "r", "labels_sha256": "x", "archived_by_commit": "aaa", "archived": "2026-12-01"}
+    path = label_audit.archive_write(tmp_path, "r", a, meta)
+    label_audit.archive_write(tmp_path, "r", a, {**meta, "archived_by_commit": "bbb", "archived": "2026-12-02"})
+    assert label_audit.archive_read(tmp_path, "r")[1]["archived_by_commit"] == "aaa"
+    a2 = {"label_loss": np.array([0.1, 2.6, np.nan])}                       # other scores: rewritten
+    label_audit.archive_write(tmp_path, "r", a2, {**meta, "archived_by_commit": "ccc"})
+    arrays, got = label_audit.archive_read(tmp_path, "r")
+    assert got["archived_by_commit"] == "ccc" and arrays["label_loss"][1] == np.float32(2.6)
+    label_audit.archive_write(tmp_path, "r", a2, {**meta, "archived_by_commit": "ddd", "machine": "other"})
+    assert label_audit.archive_read(tmp_path, "r")[1]["archived_by_commit"] == "ddd"   # other meta: rewritten
+    assert path.is_file()
