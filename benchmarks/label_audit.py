@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -393,6 +394,10 @@ def main(argv=None) -> int:
         return 0
     results = json.loads(out.read_text()) if out.is_file() else {"settings": {}}
     archive = None if args.archive == "none" else Path(args.archive)
+    # a setting's numbers keep the invocation and commit that scored them: a later run of this script for
+    # another setting rewrites the top-level command, not theirs
+    command = shlex.join(["python", "benchmarks/label_audit.py", *(sys.argv[1:] if argv is None else argv)])
+    commit = git_commit()
     for setting in args.settings:
         entries, target, missing = method_entries(runs_dir, setting, args.seed, args.methods, args.ks, args.device,
                                                   archive)
@@ -406,7 +411,8 @@ def main(argv=None) -> int:
         ref = entries[0] if entries else cl[0]
         results["settings"][setting] = {
             "n_train": target["n_train"] if target else ref["n"], "n_known": ref["n"], "n_wrong": ref["n_wrong"],
-            "base_rate": ref["base_rate"], "ks": args.ks, "approaches": entries + cl, "missing": missing}
+            "base_rate": ref["base_rate"], "ks": args.ks, "approaches": entries + cl, "missing": missing,
+            "command": command, "commit": commit}
         for e in entries + cl:
             print(f"[{setting}] {e['approach']}: AUROC {_f(e['auroc'])}, AP {_f(e['average_precision'])}, "
                   + ", ".join(f"P@{k} {_f(v)}" for k, v in e["precision_at_k"].items())
@@ -414,8 +420,7 @@ def main(argv=None) -> int:
                      f"recall {_f(e['flagged_set']['recall'])})" if e.get("flagged_set") else ""), flush=True)
         for m in missing:
             print(f"[{setting}] missing: {m}", flush=True)
-    results.update({"benchmark": "label-audit", "runs_dir": str(runs_dir), "commit": git_commit(),
-                    "command": " ".join(["python", *sys.argv]),
+    results.update({"benchmark": "label-audit", "runs_dir": str(runs_dir), "commit": commit, "command": command,
                     "target": "given training label != reference label (FERPlus majority), on the rows that have one",
                     "cost": "train_time_s = seconds in the training loop (sum of metrics.jsonl time_s) of the runs "
                             "an approach needs: 1 run per in-training signal, K fold runs for cleanlab; an entry's machine is "

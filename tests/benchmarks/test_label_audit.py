@@ -43,6 +43,13 @@ def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
     kinds = [e["kind"] for e in json.loads((tmp_path / "a.json").read_text())["settings"]["sym30"]["approaches"]]
     assert kinds.count("cleanlab") == 1 and kinds.count("rank_average") == 1 and kinds.count("signal") >= 3
     assert {e[-2] for e in fresh} == {label_audit.cpu_name()}      # the CPU the training times were measured on
+    first = json.loads((tmp_path / "a.json").read_text())
+    assert first["settings"]["sym30"]["command"] == first["command"] and "--settings sym30" in first["command"]
+    # scoring another setting into the same results file keeps sym30's own command
+    other = ["--runs", str(runs), "--settings", "clean", "--methods", "baseline", "--archive", str(archive)]
+    assert label_audit.main([*other, "--results", str(tmp_path / "a.json")]) == 0
+    again = json.loads((tmp_path / "a.json").read_text())
+    assert again["settings"]["sym30"] == first["settings"]["sym30"] and "--settings clean" in again["command"]
 
     shutil.rmtree(runs)                                   # the runs are gone (a new machine): the archive remains
     assert label_audit.main([*common, "--results", str(tmp_path / "b.json")]) == 0
