@@ -86,6 +86,14 @@ def score_entry(name: str, score, wrong, known, ks, **extra) -> dict:
     return {"approach": name, **extra, **rep}
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results files name no machine's checkout)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def finished(run: Path) -> bool:
     return (run / "summary.json").is_file() and (run / "checkpoints" / "last.pt").is_file()
 
@@ -197,7 +205,7 @@ def run_scores(run: Path, archive: Path | None, device: str, log=print):
     scores, meta = got
     target = archived_target(archive, run.name, meta)
     log(f"[{run.name}] signals from the archive ({meta.get('archived', '?')}, commit {meta.get('archived_by_commit')})")
-    return scores, meta, target, f"{archive}/{run.name}.json"
+    return scores, meta, target, shown(Path(archive) / f"{run.name}.json")
 
 
 def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, archive: Path | None = None,
@@ -266,7 +274,7 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
         arrays, meta = got
         dataset = archived_target(archive, name, meta)["dataset"]
         probs, times, machine = arrays["probs"], meta["train_time_s_per_fold"], meta.get("machine")
-        runs = [f"{archive}/{name}.json"]
+        runs = [shown(Path(archive) / f"{name}.json")]
         log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
             f"commit {meta.get('archived_by_commit')})")
     elif cfg is None:

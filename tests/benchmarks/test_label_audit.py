@@ -94,3 +94,9 @@ def test_rescoring_a_run_leaves_its_archive_as_it_was_unless_the_scores_or_meta_
     label_audit.archive_write(tmp_path, "r", a2, {**meta, "archived_by_commit": "ddd", "machine": "other"})
     assert label_audit.archive_read(tmp_path, "r")[1]["archived_by_commit"] == "ddd"   # other meta: rewritten
     assert path.is_file()
+
+
+def test_an_archive_inside_the_repository_is_named_relative_to_it_in_the_results(tmp_path):
+    # the committed results file must not carry the checkout's absolute path ("/work/main/benchmarks/...")
+    assert label_audit.shown(label_audit.ARCHIVE / "x.json") == "benchmarks/results/label-audit-signals/x.json"
+    assert label_audit.shown(tmp_path / "x.json") == str(tmp_path / "x.json")
