@@ -125,11 +125,15 @@ def labels_digest(labels) -> str:
 STAMP_KEYS = ("archived", "archived_by_commit")        # when and by which commit; not what was archived
 
 
+def archive_file(archive: Path, name: str) -> Path:
+    return Path(archive) / f"{name}.json"
+
+
 def archive_write(archive: Path, name: str, arrays: dict, meta: dict) -> Path:
     """``<archive>/<name>.json``: ``meta`` and ``arrays`` rounded to float32 (9 significant digits, which
     round-trip a float32 exactly), written atomically. An archive that already holds the same scores and
     meta is left as it is (re-scoring a run changes no committed file but its date stamps otherwise)."""
-    path = Path(archive) / f"{name}.json"
+    path = archive_file(archive, name)
     data = {k: [float(f"{x:.9g}") for x in np.asarray(v, dtype=np.float32).ravel().tolist()]
             for k, v in arrays.items()}
     entry = {"meta": jsonable(meta), "shapes": {k: list(np.shape(v)) for k, v in arrays.items()}, "arrays": data}
@@ -145,7 +149,7 @@ def archive_write(archive: Path, name: str, arrays: dict, meta: dict) -> Path:
 
 def archive_read(archive: Path, name: str):
     """(arrays as float64 holding float32 values, meta) of an archived run, or ``None``."""
-    path = Path(archive) / f"{name}.json"
+    path = archive_file(archive, name)
     if not path.is_file():
         return None
     d = json.loads(path.read_text())
@@ -205,7 +209,7 @@ def run_scores(run: Path, archive: Path | None, device: str, log=print):
     scores, meta = got
     target = archived_target(archive, run.name, meta)
     log(f"[{run.name}] signals from the archive ({meta.get('archived', '?')}, commit {meta.get('archived_by_commit')})")
-    return scores, meta, target, shown(Path(archive) / f"{run.name}.json")
+    return scores, meta, target, shown(archive_file(archive, run.name))
 
 
 def method_entries(runs_dir: Path, setting: str, seed: int, methods, ks, device: str, archive: Path | None = None,
@@ -274,7 +278,7 @@ def cleanlab_entries(runs_dir: Path, setting: str, seed: int, folds: int, fold_s
         arrays, meta = got
         dataset = archived_target(archive, name, meta)["dataset"]
         probs, times, machine = arrays["probs"], meta["train_time_s_per_fold"], meta.get("machine")
-        runs = [shown(Path(archive) / f"{name}.json")]
+        runs = [shown(archive_file(archive, name))]
         log(f"[{setting}] cleanlab: fold probabilities from the archive ({meta.get('archived', '?')}, "
             f"commit {meta.get('archived_by_commit')})")
     elif cfg is None:
