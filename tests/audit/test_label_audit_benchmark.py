@@ -34,8 +34,12 @@ def grid(planted_runs, planted_folds, tmp_path):
 
 def test_benchmark_scores_every_signal_and_cleanlab(grid, planted_folds, tmp_path, capsys):
     res_path = tmp_path / "res.json"
+    archive = tmp_path / "archive"        # never the repository's committed archive
     assert label_audit.main(["--runs", str(grid), "--settings", "sym30", "--methods", "baseline", "rul",
-                             "--folds", "2", "--ks", "10", "30", "--results", str(res_path)]) == 0
+                             "--folds", "2", "--ks", "10", "30", "--results", str(res_path),
+                             "--archive", str(archive)]) == 0
+    assert sorted(p.name for p in archive.iterdir()) == [
+        "baseline-sym30-s0-cv2-seed0.json", "baseline-sym30-s0.json", "rul-sym30-s0.json"]
     res = json.loads(res_path.read_text())["settings"]["sym30"]
     by = {e["approach"]: e for e in res["approaches"]}
     assert list(by) == ["baseline: CE of the given label", "RUL: CE of the given label", "RUL: uncertainty",
@@ -69,7 +73,8 @@ def test_benchmark_scores_every_signal_and_cleanlab(grid, planted_folds, tmp_pat
 def test_missing_folds_are_reported_with_their_command_not_trained(grid, tmp_path, capsys):
     res_path = tmp_path / "res.json"
     assert label_audit.main(["--runs", str(grid), "--settings", "sym30", "--methods", "baseline",
-                             "--folds", "3", "--ks", "10", "--results", str(res_path)]) == 0
+                             "--folds", "3", "--ks", "10", "--results", str(res_path),
+                             "--archive", str(tmp_path / "archive")]) == 0
     res = json.loads(res_path.read_text())["settings"]["sym30"]
     assert [e["approach"] for e in res["approaches"]] == ["baseline: CE of the given label"]
     assert any(f"ferlab audit --cleanlab {grid / 'baseline-sym30-s0'} --folds 3" in m for m in res["missing"])
