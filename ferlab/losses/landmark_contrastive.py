@@ -4,41 +4,67 @@ and the expression-landmark (EL) contrastive loss with queues of momentum-encode
 """
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
 # -- landmark heatmaps -------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _gaussian_by_squared_distance(sigma: float, half: int) -> torch.Tensor:
+    """float32 exp(-d2 / (2 sigma^2)) for integer d2 = 0 .. 2 half^2, computed as the official patch
+    is: a float32 ``d2``, float32 division, numpy's float32 exp (CPU tensor; do not modify)."""
+    d2 = np.arange(2 * half ** 2 + 1, dtype=np.float32)
+    return torch.from_numpy(np.exp(-d2 / np.float32(2 * float(sigma) ** 2)))
+
+
 def heatmap_targets(points: torch.Tensor, size: int, stride: float, sigma: float = 1.5, window: int = 10,
                     weight: float = 10.0, threshold: float = 0.2,
                     rounding: str = "official") -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian heatmap targets and AWing weight maps.
 
-    ``points`` (B, K, 2) pixel (x, y) of the input image -> heatmaps (B, K, size, size) and weights
-    (B, K, size, size). The unnormalised Gaussian (peak 1, ``sigma``) is pasted in a ``window`` x
-    ``window`` box whose peak sits at offset ``window // 2``; pixels off the map are dropped, so a
-    landmark whose box falls off the map gives an all-zero heatmap. Weights are ``weight`` where
-    the 3x3-dilated heatmap exceeds ``threshold``, 1 elsewhere.
+    ``points`` (B, K, 2) pixel (x, y) of the input image -> heatmaps (B, K, size, size) float32 and
+    weights (B, K, size, size). A ``window`` x ``window`` patch of the unnormalised Gaussian is pasted
+    into a box: patch index (i, j) holds exp(-((i - h)^2 + (j - h)^2) / (2 ``sigma``^2)) with
+    h = ``window // 2`` (peak 1), evaluated in float32 with numpy's exp, so the values equal the
+    official patch's bit for bit. Pixels off the map are dropped, so a landmark whose box falls off
+    the map gives an all-zero heatmap. Weights are ``weight`` where the 3x3-dilated heatmap exceeds
+    ``threshold``, 1 elsewhere.
 
-    ``rounding``: ``official`` (LA-Net's generator) -- centre ``int(p / stride + 0.5)`` and box corner
-    ``int(centre - (window - 1) / 2)``, both truncated toward zero, so a centre at 4 or less (window
-    10) peaks one pixel further into the map; ``exact`` -- centre ``floor(p / stride + 0.5)`` and the
-    peak exactly there (box offsets -window/2 .. window/2 - 1).
+    ``rounding``, per axis:
+
+    * ``official`` (LA-Net's generator): centre ``c = int(p / stride + 0.5)`` (float32), box
+      ``[ul, br)`` with ``ul = int(c - (window - 1) / 2)`` and ``br = int(c + (window + 1) / 2)``,
+      every ``int`` truncating toward zero; box pixel ``ul + i`` takes patch index ``i``, so the peak
+      is at ``ul + window // 2``. With window 10: for ``c >= 5`` the box is ``[c - 5, c + 5)``,
+      10 pixels wide with the peak at ``c``; for ``c <= 4`` (``c - 4.5`` truncates up) it is
+      ``[c - 4, c + 5)``, 9 pixels wide with the peak at ``c + 1``, and the patch's last
+      column/row (offset +4 from the peak) is not written. x and y follow this independently.
+    * ``exact``: centre ``floor(p / stride + 0.5)``, the peak exactly there, box offsets
+      ``-(window // 2) .. window - window // 2 - 1`` from it (always ``window`` pixels wide).
     """
     half = window // 2
     if rounding == "official":
-        corner = torch.trunc(torch.trunc(points.float() / stride + 0.5) - (window - 1) / 2)
-        peak = corner + half                                                         # (B, K, 2)
+        centre = torch.trunc(points.float() / stride + 0.5)                          # (B, K, 2)
+        ul = torch.trunc(centre - (window - 1) / 2)
+        br = torch.trunc(centre + (window + 1) / 2)
+        peak = ul + half
+        lo, hi = ul - peak, br - peak                                                # offsets [lo, hi)
     elif rounding == "exact":
         peak = torch.floor(points.float() / stride + 0.5)                            # (B, K, 2)
+        lo, hi = torch.full_like(peak, -half), torch.full_like(peak, window - half)
     else:
         raise ValueError(f"rounding must be 'official' or 'exact', got {rounding!r}")
     grid = torch.arange(size, device=points.device, dtype=torch.float32)
     dx = grid.view(1, 1, 1, size) - peak[..., 0, None, None]                         # (B, K, 1, size)
     dy = grid.view(1, 1, size, 1) - peak[..., 1, None, None]                         # (B, K, size, 1)
-    inside = ((dx >= -half) & (dx < window - half)) & ((dy >= -half) & (dy < window - half))
-    heat = torch.exp(-(dx ** 2 + dy ** 2) / (2 * sigma ** 2)) * inside
+    inside = (((dx >= lo[..., 0, None, None]) & (dx < hi[..., 0, None, None]))
+              & ((dy >= lo[..., 1, None, None]) & (dy < hi[..., 1, None, None])))
+    d2 = (dx.clamp(-half, half) ** 2 + dy.clamp(-half, half) ** 2).long()          # exact inside the box
+    heat = _gaussian_by_squared_distance(float(sigma), half).to(points.device)[d2] * inside
     dilated = F.max_pool2d(heat.flatten(0, 1)[:, None], 3, 1, 1).view_as(heat)
     weights = torch.where(dilated > threshold, torch.full_like(heat, weight), torch.ones_like(heat))
     return heat, weights
