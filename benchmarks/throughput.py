@@ -2,23 +2,30 @@
 or any registered backbone).
 
 Usage:  python benchmarks/throughput.py [--methods baseline eac rul dmue lanet ldlva] [--device auto]
-        [--sizes 48 112 224] [--steps 10] [--repeats 3] [--out benchmarks/results/]
+        [--sizes 48 112 224] [--steps 10] [--repeats 3] [--precisions fp32 auto] [--epoch-images 512]
+        [--out benchmarks/results/]
         python benchmarks/throughput.py --backbone dlib_resnet29 --weights dlib [--backbone-arg out_stage=4]
         [--backbone-arg norm=frozen] --sizes 112 ...                   # the face-pretrained backbone
         python benchmarks/throughput.py --table benchmarks/results/throughput-cpu.json   # README table
 Writes ``throughput-<device>.json`` (ResNet-18), ``throughput-<device>-<backbone>[-<arg><value>...].json``
-(another backbone / constructor options) with the machine, versions, command, the measured peak FLOP/s
-of the machine (best of large matmuls and a large 3x3 convolution: fp32 on CPU, bf16 on CUDA) and,
-per method and size, images/s, steps/s, peak memory (this process's RSS high-water mark; CUDA
+(another backbone / constructor options) with the machine (CPU instruction sets, GPU), versions, command,
+the measured peak FLOP/s of the machine in float32 and in bf16 (best of large matmuls and a large 3x3
+convolution; bf16 where the device computes it natively) and, per method, size and precision
+(``fp32``: float32, contiguous -- ``--amp off --channels-last off``; ``auto``: the trainer's defaults,
+:mod:`ferlab.engine.precision`), images/s, steps/s, peak memory (this process's RSS high-water mark; CUDA
 allocator peak), the step-time ratio to the baseline step, the FLOPs of one training step
 (``torch.utils.flop_counter``: matmuls and convolutions, forward + backward) and the achieved
-fraction of the peak; each row names its backbone, weights and ``backbone_args``. The input
+fraction of the peak of the precision the step ran in; each row names its backbone, weights and ``backbone_args``. The input
 normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is
 the trainer's: uint8 batch -> device -> batched augmentation -> forward -> loss -> backward ->
-optimizer step (AMP + channels_last on CUDA), with
+optimizer step (autocast and memory format as the trainer resolves them), with
 each method's per-sample state sized by ``setup_train`` on a synthetic training set (LDLVA's
 neighbours from its valence/arousal, LA-Net's landmarks: both carried by the synthetic faces).
 ``--repeats`` measures everything several times round-robin and keeps the median repeat.
+``--epoch-images N`` also times a whole training epoch through :class:`ferlab.engine.trainer.Trainer` on N
+synthetic faces (JPEG decode into the cache, augmentation, steps, evaluation of a validation split of
+N / 4 images) per method and precision: ``epoch_images_per_s`` counts training images per second of the
+epoch's wall time, evaluation included.
 """
 from __future__ import annotations
 
@@ -40,7 +47,11 @@ import torch
 
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.optim import build_optimizer
-from ferlab.engine.trainer import amp_dtype, resolve_device
+from ferlab.engine.precision import amp_dtype, cpu_isa, cpu_native_bf16, use_channels_last
+from ferlab.engine.trainer import resolve_device
+
+#: --precisions: name -> (amp, channels_last) settings of the trainer
+PRECISIONS = {"fp32": ("off", "off"), "auto": ("auto", "auto"), "bf16": ("bf16", "auto")}
 from ferlab.methods import build_method
 from ferlab.models import create_backbone
 
@@ -72,19 +83,18 @@ def _best_seconds(fn, device: torch.device, reps: int) -> float:
 
 
 @torch.no_grad()
-def peak_flops(device: torch.device, reps: int = 5) -> dict:
-    """The machine's practical peak FLOP/s: the best of two large matmuls (4096^2, 6144^2) and a
-    large 3x3 convolution (ResNet-18 layer3-like, 256 -> 256 channels, 56 x 56, batch 32), fp32 on
-    CPU, bf16 on CUDA. One 4096^2 matmul alone is not enough: on this 2-core Zen 5 VM it measured
-    94-180 GFLOP/s from run to run while the convolution reached ~300."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+def peak_flops(device: torch.device, reps: int = 5, dtype: torch.dtype = torch.float32) -> dict:
+    """The machine's practical peak FLOP/s in ``dtype``: the best of two large matmuls (4096^2, 6144^2)
+    and a large 3x3 convolution (ResNet-18 layer3-like, 256 -> 256 channels, 56 x 56, batch 32,
+    channels_last for bf16 and on CUDA). One matmul alone is not enough: on a 2-core CPU a 4096^2
+    matmul varied by 2x from run to run while the convolution was steady."""
     kernels = {}
     for n in (4096, 6144):
         a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
         kernels[f"matmul {n}^2"] = 2 * n ** 3 / _best_seconds(functools.partial(torch.matmul, a, b), device, reps)
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).to(device, dtype)
     x = torch.randn(32, 256, 56, 56, device=device, dtype=dtype)
-    if device.type == "cuda":
+    if device.type == "cuda" or dtype == torch.bfloat16:
         conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
     kernels["conv3x3 256->256 56x56 b32"] = 2 * 32 * 256 * 256 * 9 * 56 * 56 / _best_seconds(lambda: conv(x), device, reps)
     best = max(kernels, key=kernels.get)
@@ -105,10 +115,22 @@ def in_fresh_process(fn, *args):
 def machine_and_versions(device: torch.device) -> dict:
     """The ``machine`` and ``versions`` entries of a benchmark's JSON."""
     return {"machine": {"host": socket.gethostname(), "platform": platform.platform(),
-                        "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                        "processor": platform.processor(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                        "cpu_instruction_sets": cpu_isa(), "cpu_native_bf16": cpu_native_bf16(),
                         "torch_threads": torch.get_num_threads(),
                         "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
             "versions": {"python": platform.python_version(), "torch": torch.__version__}}
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``/proc/cpuinfo``), for the record only."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def kernel_name(opt: torch.optim.Optimizer) -> str:
@@ -159,12 +181,14 @@ def train_step(method, train_set, i: int, batch: int, device: torch.device, opt,
 
 
 def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
-          channels_last: bool, optimizer_impl: str = "auto", weights: str | None = None,
+          precision: str = "auto", optimizer_impl: str = "auto", weights: str | None = None,
           backbone_args: dict | None = None) -> dict:
+    """One method's training step at ``size`` px in ``precision`` (a :data:`PRECISIONS` name)."""
     from torch.utils.flop_counter import FlopCounterMode
+    amp = amp_dtype(PRECISIONS[precision][0], device)
+    channels_last = use_channels_last(PRECISIONS[precision][1], device, amp)
     method, train_set = setup(method_name, backbone, size, batch, device, channels_last, weights, backbone_args)
     opt = make_optimizer(method, optimizer_impl)
-    amp = amp_dtype(TrainConfig(), device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -179,9 +203,33 @@ def bench(method_name: str, backbone: str, size: int, batch: int, steps: int, wa
             "input_size": size, "batch_size": batch,
             "median_step_s": step, "steps_per_s": 1 / step, "images_per_s": batch / step,
             "step_flops": flops, "achieved_flops_per_s": flops / step if flops else None,
-            "amp": str(amp) if amp else None, "channels_last": channels_last,
+            "precision": precision, "amp": str(amp) if amp else None, "channels_last": channels_last,
             "optimizer": f"adam ({kernel_name(opt)})", "peak_rss_mib": peak_rss_mib(),
             "peak_cuda_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None}
+
+
+def epoch_bench(method_name: str, backbone: str, size: int, batch: int, n_images: int, device: torch.device,
+                precision: str = "auto", weights: str | None = None, backbone_args: dict | None = None) -> dict:
+    """One epoch of :class:`~ferlab.engine.trainer.Trainer` on ``n_images`` synthetic faces at ``size`` px
+    with a validation split of ``n_images // 4``: training images per second of the epoch's wall time
+    (augmentation, steps, evaluation; the image cache is filled before the clock starts)."""
+    import tempfile
+
+    from ferlab.engine.trainer import Trainer
+    amp, channels_last = PRECISIONS[precision]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(method=method_name, dataset="synthetic", dataset_args={"image_size": size},
+                          backbone=backbone, weights=weights, backbone_args=dict(backbone_args or {}),
+                          input_size=size, epochs=1, batch_size=batch, limit_train=n_images,
+                          limit_eval=max(1, n_images // 4), test_split=None, amp=amp, channels_last=channels_last,
+                          device=str(device), out_dir=tmp, name="epoch", progress=False, train_fit_every=0)
+        trainer = Trainer(cfg)
+        t0 = time.perf_counter()
+        trainer.fit()
+        wall = time.perf_counter() - t0
+    return {"method": method_name, "input_size": size, "precision": precision, "epoch_images": n_images,
+            "epoch_wall_s": wall, "epoch_images_per_s": n_images / wall,
+            "step_images_per_s": trainer.history[-1]["images_per_s"]}
 
 
 NAMES = {"baseline": "baseline", "eac": "EAC", "rul": "RUL", "dmue": "DMUE", "lanet": "LA-Net", "ldlva": "LDLVA"}
@@ -190,17 +238,27 @@ NAMES = {"baseline": "baseline", "eac": "EAC", "rul": "RUL", "dmue": "DMUE", "la
 def markdown_table(result: dict) -> str:
     """The README speed table of a ``throughput-*.json``."""
     cuda = any(r["peak_cuda_mib"] for r in result["results"])
-    head = ["method", "input", "images/s", "steps/s", "step time vs baseline", "GFLOP / step",
+    head = ["method", "input", "precision", "images/s", "steps/s", "step time vs baseline", "GFLOP / step",
             "% of peak FLOP/s", "peak RSS (MiB)"] + (["peak CUDA (MiB)"] if cuda else [])
+    speed = any(r.get("speedup_vs_fp32") for r in result["results"])
+    epoch = any(r.get("epoch_images_per_s") for r in result["results"])
+    head += (["speed-up vs float32"] if speed else []) + (["epoch images/s"] if epoch else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["results"]:
         ratio = 1.0 if r["method"] == "baseline" else r["step_time_vs_baseline"]
-        cells = [NAMES.get(r["method"], r["method"]), str(r["input_size"]), f"{r['images_per_s']:.1f}",
+        prec = "float32" if r.get("amp") is None else r["amp"].replace("torch.bfloat16", "bf16").replace(
+            "torch.float16", "fp16")
+        prec += ", channels_last" if r.get("channels_last") else ""
+        cells = [NAMES.get(r["method"], r["method"]), str(r["input_size"]), prec, f"{r['images_per_s']:.1f}",
                  f"{r['steps_per_s']:.2f}", f"{ratio:.2f}" if ratio else "-",
                  f"{r['step_flops'] / 1e9:.1f}" if r["step_flops"] else "-",
                  f"{100 * r['peak_fraction']:.0f}" if r["peak_fraction"] else "-", f"{r['peak_rss_mib']:.0f}"]
         if cuda:
             cells.append(f"{r['peak_cuda_mib']:.0f}")
+        if speed:
+            cells.append(f"{r['speedup_vs_fp32']:.2f}" if r.get("speedup_vs_fp32") else "-")
+        if epoch:
+            cells.append(f"{r['epoch_images_per_s']:.1f}" if r.get("epoch_images_per_s") else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -265,6 +323,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=1,
                     help="measure every method and size this many times (round-robin, fresh processes); "
                          "report the median repeat")
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "auto"], choices=list(PRECISIONS),
+                    help="fp32: float32, contiguous (--amp off --channels-last off); auto: the trainer's defaults "
+                         "(bf16 autocast + channels_last where the device computes bf16 natively); bf16: forced")
+    ap.add_argument("--epoch-images", type=int, default=0, metavar="N",
+                    help="also time one whole Trainer epoch on N synthetic faces (plus N/4 validation) per method, "
+                         "size and precision (0: no)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--optimizer-impl", default="auto", choices=["auto", "fused", "foreach", "loop"],
                     help="optimizer kernel (loop = torch's CPU default before ferlab chose fused; the file name "
@@ -277,39 +341,52 @@ def main(argv=None) -> int:
         return 0
     backbone_args = check_backbone(ap, args)
     device = resolve_device(args.device)
-    peak = peak_flops(device)
-    print(f"peak {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['kernel']}, {peak['dtype']}; "
-          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peak["kernels_flops_per_s"].items()) + ")", flush=True)
+    peaks = {"fp32": peak_flops(device, dtype=torch.float32)}
+    if device.type == "cuda" or cpu_native_bf16():
+        peaks["bf16"] = peak_flops(device, dtype=torch.bfloat16)
+    for name, peak in peaks.items():
+        print(f"peak {name} {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['kernel']}; "
+              + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peak["kernels_flops_per_s"].items()) + ")", flush=True)
     # repeats go round-robin over sizes and methods, so that a drift in the machine's speed (this VM
     # varies by tens of percent over minutes) spreads over all methods instead of biasing one
-    reps: dict[tuple[int, str], list[dict]] = {}
+    reps: dict[tuple[int, str, str], list[dict]] = {}
     for rep in range(args.repeats):
         for size in args.sizes:
             for name in args.methods:
-                r = in_fresh_process(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup,
-                                     device, device.type == "cuda", args.optimizer_impl, args.weights, backbone_args)
-                reps.setdefault((size, name), []).append(r)
-                print(f"[{rep + 1}/{args.repeats}] {name} {args.backbone}@{size}: {r['images_per_s']:.1f} img/s",
-                      flush=True)
+                for prec in args.precisions:
+                    r = in_fresh_process(bench, name, args.backbone, size, args.batch_size, args.steps, args.warmup,
+                                         device, prec, args.optimizer_impl, args.weights, backbone_args)
+                    reps.setdefault((size, name, prec), []).append(r)
+                    print(f"[{rep + 1}/{args.repeats}] {name} {args.backbone}@{size} {prec}: "
+                          f"{r['images_per_s']:.1f} img/s", flush=True)
     rows = []
-    for (size, name), runs in reps.items():
+    for (size, name, prec), runs in reps.items():
         r = dict(sorted(runs, key=lambda x: x["median_step_s"])[len(runs) // 2])   # the median repeat
         r["repeat_step_s"] = [x["median_step_s"] for x in runs]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs)
-        base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size]
+        base = [b for b in rows if b["method"] == "baseline" and b["input_size"] == size and b["precision"] == prec]
         r["step_time_vs_baseline"] = r["median_step_s"] / base[0]["median_step_s"] if base else None
+        fp32 = [b for b in rows if b["method"] == name and b["input_size"] == size and b["precision"] == "fp32"]
+        r["speedup_vs_fp32"] = fp32[0]["median_step_s"] / r["median_step_s"] if fp32 else None
+        peak = peaks["bf16" if r["amp"] == str(torch.bfloat16) and "bf16" in peaks else "fp32"]
         r["peak_fraction"] = r["achieved_flops_per_s"] / peak["flops_per_s"] if r["achieved_flops_per_s"] else None
-        print(f"{name} {args.backbone}@{size} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
+        if args.epoch_images:
+            r.update({k: v for k, v in in_fresh_process(
+                epoch_bench, name, args.backbone, size, args.batch_size, args.epoch_images, device, prec,
+                args.weights, backbone_args).items() if k.startswith("epoch") or k == "step_images_per_s"})
+        print(f"{name} {args.backbone}@{size} {prec} bs{args.batch_size} {device}: {r['images_per_s']:.1f} img/s, "
               f"{r['steps_per_s']:.2f} steps/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
               + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if r["peak_cuda_mib"] else "")
               + (f", {r['step_time_vs_baseline']:.2f}x baseline step" if r["step_time_vs_baseline"] else "")
-              + (f", {100 * r['peak_fraction']:.0f}% of peak" if r["peak_fraction"] else ""),
+              + (f", {100 * r['peak_fraction']:.0f}% of peak" if r["peak_fraction"] else "")
+              + (f", {r['speedup_vs_fp32']:.2f}x fp32" if r.get("speedup_vs_fp32") else "")
+              + (f", epoch {r['epoch_images_per_s']:.1f} img/s" if r.get("epoch_images_per_s") else ""),
               flush=True)
         rows.append(r)
     result = {
         "benchmark": "throughput", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         **machine_and_versions(device),
-        "peak": peak,
+        "peak": peaks["fp32"], "peaks": peaks,
         "results": rows,
     }
     out = Path(args.out)

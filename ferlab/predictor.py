@@ -114,12 +114,18 @@ class Predictor:
         classes: class names in logit order.
         image_size: side of the uint8 images the model was trained on (the dataset cache).
         device: where the model runs (``auto``: CUDA when available).
+        amp: ``auto`` (bf16 autocast where the device computes bf16 natively: :mod:`ferlab.engine.precision`),
+            ``bf16``, ``fp16`` (CUDA) or ``off`` (float32). Probabilities are a float32 softmax either way.
+        channels_last: ``auto`` (with bf16 autocast and on CUDA), ``on`` or ``off``.
     """
 
     def __init__(self, method: Method, classes: Sequence[str], image_size: int, device: str | torch.device = "cpu",
-                 source: str = ""):
+                 source: str = "", amp: str = "auto", channels_last: str = "auto"):
+        from .engine.precision import amp_dtype, use_channels_last
         from .engine.trainer import resolve_device
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+        self.amp = amp_dtype(amp, self.device)
+        self.channels_last = use_channels_last(channels_last, self.device, self.amp)
         self.method = method.to(self.device).eval()
         self.classes = tuple(classes)
         self.image_size = int(image_size)
@@ -132,9 +138,10 @@ class Predictor:
         return self.method.input_size
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", amp: str = "auto",
+             channels_last: str = "auto") -> "Predictor":
         """From a run folder (its ``checkpoints/last.pt``), a training checkpoint (``last.pt`` /
-        ``best.pt``) or a model written by ``ferlab export``."""
+        ``best.pt``) or a model written by ``ferlab export``; ``amp`` / ``channels_last`` as in the class."""
         from .engine import checkpoint as ckpt
         from .errors import CheckpointError
         from .models.export import FORMAT
@@ -142,24 +149,24 @@ class Predictor:
         path = ckpt.run_checkpoint(path, "a run folder, a checkpoint .pt or a `ferlab export` file")
         state = ckpt.load(path)
         if isinstance(state, dict) and state.get("format") == FORMAT:
-            return cls._from_export(state, device, str(path))
+            return cls._from_export(state, device, str(path), amp=amp, channels_last=channels_last)
         if isinstance(state, dict) and "config" in state and "model" in state:
-            return cls._from_checkpoint(state, device, str(path))
+            return cls._from_checkpoint(state, device, str(path), amp=amp, channels_last=channels_last)
         raise CheckpointError(f"{path}: neither a ferlab training checkpoint nor a `ferlab export` model")
 
     @classmethod
-    def _from_checkpoint(cls, state: dict, device, source: str) -> "Predictor":
+    def _from_checkpoint(cls, state: dict, device, source: str, **precision) -> "Predictor":
         from .engine.trainer import method_from_state
         method, _, dev = method_from_state(state, device, source)
-        return cls(method, *checkpoint_metadata(state), device=dev, source=source)
+        return cls(method, *checkpoint_metadata(state), device=dev, source=source, **precision)
 
     @classmethod
-    def _from_export(cls, obj: dict, device, source: str) -> "Predictor":
+    def _from_export(cls, obj: dict, device, source: str, **precision) -> "Predictor":
         from .models.export import build_inference_model
         net = build_inference_model(obj)
         method = Method(net, obj["num_classes"], input_size=obj["input_size"], mean=obj["mean"], std=obj["std"])
         classes = obj.get("classes") or [str(i) for i in range(obj["num_classes"])]
-        return cls(method, classes, obj.get("image_size") or obj["input_size"], device, source)
+        return cls(method, classes, obj.get("image_size") or obj["input_size"], device, source, **precision)
 
     # -- images -> tensors ------------------------------------------------------
     def images(self, inputs) -> torch.Tensor:
@@ -170,9 +177,13 @@ class Predictor:
     # -- inference --------------------------------------------------------------
     @torch.no_grad()
     def logits(self, inputs) -> torch.Tensor:
-        """(N, C) float logits of one batch of images."""
+        """(N, C) float32 logits of one batch of images (the network under :attr:`amp` autocast)."""
+        from .engine.precision import autocast
         x = self.method.prepare(self.images(inputs).to(self.device))
-        return self.method.predict(x).float().cpu()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp):
+            return self.method.predict(x).float().cpu()
 
     def predict(self, inputs, batch_size: int = 64, progress: bool = False) -> Predictions:
         """Softmax probabilities with class names for one image or a sequence of images, in batches

@@ -15,11 +15,12 @@ from ..engine.inference import batched_logits
 
 
 @torch.no_grad()
-def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+def predict_probs(method, dataset, device, batch_size: int = 256, progress: bool = False, amp="auto") -> np.ndarray:
     """(N, C) float64 softmax of ``method.predict`` (eval mode, eval transform) on every image of
-    ``dataset``, in dataset order."""
-    out = [torch.softmax(logits.float(), 1).cpu()
-           for _, logits in batched_logits(method, dataset, device, batch_size, progress=progress, desc="probabilities")]
+    ``dataset``, in dataset order; the network under ``amp`` autocast, the softmax in float32."""
+    out = [torch.softmax(logits, 1).cpu()
+           for _, logits in batched_logits(method, dataset, device, batch_size, amp=amp, progress=progress,
+                                           desc="probabilities")]
     return torch.cat(out).double().numpy()
 
 

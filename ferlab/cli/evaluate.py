@@ -21,7 +21,8 @@ def cmd_eval(args) -> int:
     for item in args.dataset_arg or []:
         key, val = parse_key_value(item, "--dataset-arg")
         overrides[key] = val
-    rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress, dataset_args=overrides)
+    rep = evaluate_checkpoint(ck, args.split, args.device, progress=not args.no_progress, dataset_args=overrides,
+                              amp=args.amp)
     if args.json:
         print(json.dumps(rep))
     else:
@@ -76,6 +77,8 @@ def add_parser(sub) -> None:
     ev.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ev.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
                     help="override an evaluation dataset argument, e.g. exclude_train_duplicates=true (FERPlus)")
+    ev.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                    help="autocast of the network: auto = bf16 where the device computes it natively, else float32")
     ev.add_argument("--json", action="store_true", help="print the report (accuracy, confusion, ...) as JSON")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)

@@ -66,7 +66,7 @@ def write_overlays(predictor, paths: list[Path], preds, out_dir: Path, kind: str
 def cmd_predict(args) -> int:
     from ..predictor import Predictor
     paths = expand_inputs(args.inputs)
-    predictor = Predictor.load(args.model, args.device)
+    predictor = Predictor.load(args.model, args.device, amp=args.amp)
     preds = predictor.predict([str(p) for p in paths], batch_size=args.batch_size, progress=not args.no_progress)
     with open(args.out, "w", newline="") if args.out else contextlib.nullcontext(sys.stdout) as out:
         w = csv.writer(out, lineterminator="\n")
@@ -99,5 +99,8 @@ def add_parser(sub) -> None:
                     help="auto: the classifier CAM where the head allows it, else Grad-CAM")
     pr.add_argument("--batch-size", dest="batch_size", type=int, default=64, help="images per forward pass")
     pr.add_argument("--device", type=device_arg, default="cpu", help="cpu | cuda | cuda:N | auto")
+    pr.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                    help="autocast of the network: auto = bf16 where the device computes it natively (CPU with "
+                         "AVX512-BF16 / AMX, CUDA), else float32; off = float32; probabilities are float32 either way")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)

@@ -51,8 +51,11 @@ TRAIN_HELP = {
     "noise_file": ("--noise from_file: '<image name> <1-based label>' lines (`ferlab noise --out`)", None),
     "seed": ("seed of initialisation, data order, augmentation and the --val-fraction hold-out", None),
     "device": ("auto | cpu | cuda | cuda:N | mps (auto: CUDA when available)", None),
-    "amp": ("mixed precision on CUDA (auto: bf16 where supported)", ("auto", "bf16", "fp16", "off")),
-    "channels_last": ("channels_last memory format (auto: on CUDA)", ("auto", "on", "off")),
+    "amp": ("mixed precision (autocast): auto = bf16 where the device computes it natively (a CUDA GPU "
+            "with bf16, else fp16 with a gradient scaler; a CPU with AVX512-BF16 or AMX), float32 elsewhere; "
+            "fp16 is CUDA only; off = float32", ("auto", "bf16", "fp16", "off")),
+    "channels_last": ("channels_last memory format (auto: on CUDA and with bf16 autocast on a CPU)",
+                      ("auto", "on", "off")),
     "cache": ("where decoded images live", ("ram", "gpu")),
     "name": ("run name: the run folder is OUT_DIR/NAME (default: <method>-<dataset>-<noise>-s<seed>)", None),
     "out_dir": ("folder of run folders", None),

@@ -7,36 +7,40 @@ for the penultimate features (:mod:`ferlab.engine.neighbors`, :func:`ferlab.viz.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .distributed import DistInfo, all_gather_objects
+from .precision import amp_dtype, autocast, use_channels_last
 
 
 @torch.no_grad()
-def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, amp=None, channels_last: bool = False,
+def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, amp="auto", channels_last="auto",
                    progress: bool = False, desc: str = "predict"):
     """Yield ``(batch, logits)`` over ``dataset`` (or its ``rows``), in order, ``batch_size`` images at a
-    time: ``batch`` is ``dataset.get_batch``'s dict, ``logits`` (B, C) = ``method.predict`` of the
-    prepared images on ``device`` (under autocast to ``amp`` when given). ``method`` is put in eval mode."""
+    time: ``batch`` is ``dataset.get_batch``'s dict, ``logits`` (B, C) float32 = ``method.predict`` of the
+    prepared images on ``device``, the network run under autocast to ``amp`` (a setting of
+    :func:`~ferlab.engine.precision.amp_dtype`, a dtype, or ``None``: float32) and in ``channels_last``
+    (``auto | on | off`` or a bool). ``method`` is put in eval mode."""
     method.eval()
+    device = torch.device(device)
+    amp = amp_dtype(amp, device)
+    channels_last = use_channels_last(channels_last, device, amp)
     rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
     for lo in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(rows[lo:lo + batch_size])
         x = method.prepare(b["image"].to(device, non_blocking=True))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
+        with autocast(device, amp):
             logits = method.predict(x)
-        yield b, logits
+        yield b, logits.float()
 
 
 @torch.no_grad()
 def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo = DistInfo(),
-                    amp=None, channels_last: bool = False, progress: bool = False, desc: str = "eval") -> np.ndarray:
+                    amp="auto", channels_last="auto", progress: bool = False, desc: str = "eval") -> np.ndarray:
     """Predictions for every sample of ``dataset`` (each rank takes a stride, results are
     all-gathered without padding duplicates). Returns (N,) int predictions."""
     preds = [logits.argmax(1).cpu() for _, logits in batched_logits(
@@ -51,16 +55,23 @@ def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistIn
 
 @torch.no_grad()
 def dataset_features(method, dataset, device, batch_size: int = 256, progress: bool = False,
-                     desc: str = "features") -> np.ndarray:
-    """(N, D) float32 penultimate features (``method.features`` of the prepared images, eval mode) of
-    every sample of ``dataset`` in order, ``batch_size`` images at a time on ``device``; the method's
-    train / eval mode is restored afterwards."""
+                     desc: str = "features", amp="auto", channels_last="auto") -> np.ndarray:
+    """(N, D) float32 penultimate features (``method.features`` of the prepared images, eval mode, the
+    network under autocast to ``amp`` as in :func:`batched_logits`) of every sample of ``dataset`` in
+    order, ``batch_size`` images at a time on ``device``; the method's train / eval mode is restored."""
     was_training = method.training
     method.eval()
     dev = torch.device(device)
+    amp = amp_dtype(amp, dev)
+    channels_last = use_channels_last(channels_last, dev, amp)
     out = []
     for lo in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
-        out.append(method.features(method.prepare(b["image"].to(dev))).float().cpu())
+        x = method.prepare(b["image"].to(dev))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(dev, amp):
+            f = method.features(x)
+        out.append(f.float().cpu())
     method.train(was_training)
     return torch.cat(out).numpy()

@@ -18,14 +18,16 @@ from ..data.errors import DatasetError
 from .inference import dataset_features
 
 
-def checkpoint_features(checkpoint: str | Path, dataset, device: str = "cpu", progress: bool = True) -> np.ndarray:
+def checkpoint_features(checkpoint: str | Path, dataset, device: str = "cpu", progress: bool = True,
+                        amp="auto") -> np.ndarray:
     """(N, D) float32 penultimate features of every sample of ``dataset`` (eval transform) under the
-    method saved in ``checkpoint`` (a ferlab run's ``checkpoints/*.pt``), computed on ``device``."""
+    method saved in ``checkpoint`` (a ferlab run's ``checkpoints/*.pt``), computed on ``device`` with the
+    network under ``amp`` autocast (:func:`~ferlab.engine.inference.dataset_features`)."""
     from .trainer import load_run_method  # the trainer imports this module (LDLVA's space_checkpoint)
     if not Path(checkpoint).is_file():
         raise DatasetError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
     method, _, dev = load_run_method(checkpoint, device=device)
-    return dataset_features(method, dataset, dev, progress=progress)
+    return dataset_features(method, dataset, dev, progress=progress, amp=amp)
 
 
 def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None = None,

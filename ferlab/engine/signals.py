@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_fresh_npz, save_npz_atomic
 from .inference import batched_logits
+from .precision import amp_dtype, autocast
 
 #: keys of :func:`run_signals` that are masks, not signals
 MASKS = ("flipped", "known")
@@ -32,19 +33,26 @@ def default_signal(signals: dict) -> str:
 
 
 @torch.no_grad()
-def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """(N,) cross-entropy of each training label under ``method.predict`` (eval mode)."""
-    out = [F.cross_entropy(logits.float(), b["label"].to(device), reduction="none").cpu()
-           for b, logits in batched_logits(method, dataset, device, batch_size, progress=progress, desc="label loss")]
+def label_loss(method, dataset, device, batch_size: int = 256, progress: bool = False, amp="auto") -> np.ndarray:
+    """(N,) cross-entropy of each training label under ``method.predict`` (eval mode): float32 math on
+    the logits of the network run under ``amp`` (:func:`~ferlab.engine.inference.batched_logits`)."""
+    out = [F.cross_entropy(logits, b["label"].to(device), reduction="none").cpu()
+           for b, logits in batched_logits(method, dataset, device, batch_size, amp=amp, progress=progress,
+                                           desc="label loss")]
     return torch.cat(out).numpy()
 
 
-def noise_signals(method, dataset, device, batch_size: int = 256, progress: bool = False) -> dict[str, np.ndarray]:
-    """All signals of ``method`` on ``dataset`` (its labels are the ones judged): name -> (N,)."""
-    out = {"label_loss": label_loss(method, dataset, device, batch_size, progress)}
-    with torch.no_grad():
+def noise_signals(method, dataset, device, batch_size: int = 256, progress: bool = False,
+                  amp="auto") -> dict[str, np.ndarray]:
+    """All signals of ``method`` on ``dataset`` (its labels are the ones judged): name -> (N,) float64.
+    The network runs under ``amp`` autocast (:mod:`~ferlab.engine.precision`); every signal is computed
+    in float32 from its activations."""
+    dtype = amp_dtype(amp, device)
+    out = {"label_loss": label_loss(method, dataset, device, batch_size, progress, amp=dtype)}
+    with torch.no_grad(), autocast(device, dtype):
         out.update(method.eval().noise_scores(dataset, device, batch_size))
-    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+    return {k: (v.float().cpu().numpy() if torch.is_tensor(v) else np.asarray(v)).astype(np.float64)
+            for k, v in out.items()}
 
 
 def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True, cache: bool = True) -> dict:

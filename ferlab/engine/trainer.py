@@ -8,7 +8,6 @@ same state at the epoch of best validation accuracy, when the run has a validati
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -34,6 +33,7 @@ from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup
 from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
 from .neighbors import checkpoint_features
+from .precision import amp_dtype, autocast, describe_precision, dtype_name, set_deterministic, use_channels_last
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
@@ -51,21 +51,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
-
-
-def amp_dtype(cfg: TrainConfig, device: torch.device):
-    if device.type != "cuda" or cfg.amp == "off":
-        return None
-    if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
+    set_deterministic(deterministic)
 
 
 def steps_per_epoch(n: int, per_rank: int, drop_last: bool) -> int:
@@ -96,8 +82,10 @@ class Trainer:
         self.last_saved: tuple[int, int] | None = None     # (epoch, step_in_epoch) of this run's last.pt
         self._check_run_dir()
         seed_everything(self.cfg.seed, self.cfg.deterministic)
-        self.amp = amp_dtype(self.cfg, self.device)
-        self.channels_last = self.device.type == "cuda" and self.cfg.channels_last != "off" or self.cfg.channels_last == "on"
+        self.amp = amp_dtype(self.cfg.amp, self.device)
+        self.channels_last = use_channels_last(self.cfg.channels_last, self.device, self.amp)
+        # the run's config records what auto resolved to on this machine
+        self.cfg.amp, self.cfg.channels_last = dtype_name(self.amp), "on" if self.channels_last else "off"
         self._build_data()
         self._build_model()
         self.history: list[dict] = []
@@ -178,7 +166,8 @@ class Trainer:
                 self.method.setup_train(self.train_set)
             else:       # on the CPU, as always: the same neighbour lists on every device and rank
                 self.method.setup_train(self.train_set, run_features=checkpoint_features(
-                    served, self.train_set, device="cpu", progress=False))
+                    served, self.train_set, device="cpu", progress=False,
+                    amp="off" if cfg.amp == "off" else "auto"))
         except ValueError as e:
             if isinstance(e, UserError):
                 raise
@@ -250,7 +239,8 @@ class Trainer:
                  f"weight decay {cfg.weight_decay:g}, scheduler {cfg.scheduler}, sampler {cfg.sampler}",
                  f"noise       {noise}",
                  f"device      {self.device}{' x' + str(self.info.world_size) if self.info.enabled else ''}, "
-                 f"amp {self.amp}, seed {cfg.seed}",
+                 f"seed {cfg.seed}",
+                 f"precision   {describe_precision(self.device, self.amp, self.channels_last)}",
                  f"run         {self.run_dir}"]
         if official:
             lines.append(f"defaults    {official}")
@@ -269,6 +259,11 @@ class Trainer:
         self.epoch_acc = dict(state["epoch_acc"])
         ckpt.set_rng_state(state["rng"])
         self.last_saved = (self.start_epoch, self.start_step)
+        saved = tuple(state["config"].get(k) for k in ("amp", "channels_last"))
+        if saved[0] in ("bf16", "fp16", "off") and saved != (self.cfg.amp, self.cfg.channels_last):
+            self.log(f"note: {path} was trained with amp {saved[0]}, channels_last {saved[1]}; it continues with "
+                     f"amp {self.cfg.amp}, channels_last {self.cfg.channels_last} (not bit-identical to an "
+                     f"uninterrupted run; --amp / --channels-last choose)")
         self.log(f"resumed {path} from its {ckpt.position(self.start_epoch, self.start_step)}")
 
     # -- loops ------------------------------------------------------------------
@@ -341,7 +336,7 @@ class Trainer:
             if not self._batch_ok(batch["label"]):
                 skipped += 1
                 continue
-            with torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext():
+            with autocast(self.device, self.amp):
                 out = self.model(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["loss"]).backward()
@@ -525,10 +520,11 @@ def method_from_state(state: dict, device: str = "auto", source: str = "checkpoi
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str = "auto", batch_size: int = 256,
-                        progress: bool = True, dataset_args: dict | None = None) -> dict:
+                        progress: bool = True, dataset_args: dict | None = None, amp: str = "auto") -> dict:
     """Single-process evaluation of a saved run on one of its evaluation splits;
     ``dataset_args`` override the run's evaluation dataset arguments (e.g.
-    ``{"exclude_train_duplicates": True}`` for FERPlus)."""
+    ``{"exclude_train_duplicates": True}`` for FERPlus); ``amp``: the network's autocast on ``device``
+    (:mod:`~ferlab.engine.precision`: ``auto`` is bf16 where the device computes it natively)."""
     method, cfg, dev = load_run_method(checkpoint, device)
     if split in ("val", "test"):
         if not has_split(cfg, split):
@@ -546,7 +542,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str
         if cfg.limit_eval:
             ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
     ds.preload(progress=progress)
-    preds = predict_dataset(method, ds, dev, batch_size, progress=progress, desc=f"eval {split}")
+    preds = predict_dataset(method, ds, dev, batch_size, amp=amp, progress=progress, desc=f"eval {split}")
     rep = {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}
     if "removed_train_duplicates" in ds.meta:
         rep["removed_train_duplicates"] = ds.meta["removed_train_duplicates"]

@@ -45,4 +45,5 @@ def add_up_loss(logits: torch.Tensor, y: torch.Tensor, y_perm: torch.Tensor) -> 
     """``0.5 * CE(logits, y) + 0.5 * CE(logits, y_perm)`` (fixed halves, mean reduction).
     logits (N, K); y, y_perm (N,) class indices."""
     logits = logits.float()
+    logits = logits.float()
     return 0.5 * F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(logits, y_perm)

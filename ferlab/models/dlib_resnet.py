@@ -59,7 +59,9 @@ class FrozenAffine(nn.Module):
         self.register_buffer("bias", torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # in the activations' dtype: under bf16 autocast a float32 scale would promote every map to float32
+        # (and the next convolution would cast it back), about a third of a CPU step
+        return x * self.weight.to(x.dtype).view(1, -1, 1, 1) + self.bias.to(x.dtype).view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
         return str(self.weight.numel())
