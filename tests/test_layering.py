@@ -1,5 +1,6 @@
 """Dependencies flow one way (DESIGN.md): no ferlab module imports a module of a higher layer, not
-even inside a function. Every import statement of every module is read with ``ast``."""
+even inside a function, and no modules import each other in a circle. Every import statement of every
+module is read with ``ast``."""
 import ast
 from pathlib import Path
 
@@ -84,3 +85,49 @@ def test_the_check_sees_imports_inside_functions():
            "    from .. import errors, __version__\n    from . import noise\n    import ferlab.viz.cam\n"
     assert imports_in(text, "ferlab.data") == [(4, "ferlab.engine.trainer"), (5, "ferlab"), (5, "ferlab.errors"),
                                                (6, "ferlab.data.noise"), (7, "ferlab.viz.cam")]
+
+
+def import_graph(paths=MODULES) -> dict[str, set[str]]:
+    """ferlab module -> the ferlab modules it imports, at any depth (itself left out)."""
+    return {module_name(p): {m for _, m in imported_modules(p)} - {module_name(p)} for p in paths}
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A circle of imports in ``graph`` as the path ``[a, b, ..., a]``; None if there is none."""
+    done, path = set(), []
+
+    def visit(module):
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if imported in path:
+                return path[path.index(imported):] + [imported]
+            if imported in graph and imported not in done:
+                cycle = visit(imported)
+                if cycle:
+                    return cycle
+        done.add(path.pop())
+        return None
+
+    for module in sorted(graph):
+        if module not in done:
+            cycle = visit(module)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_no_import_cycle():
+    """Neither in ferlab/engine/ (where config -> config_check -> optim -> config and neighbors <-> trainer
+    were) nor anywhere else in the package, imports inside functions included."""
+    cycle = import_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_cycles():
+    graph = {"a": {"b"}, "b": {"c", "x"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycle(graph) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a", "c"}}) is None
+    text = "def f():\n    from .trainer import load_run_method\n"
+    assert import_cycle({"ferlab.engine.neighbors": {m for _, m in imports_in(text, "ferlab.engine")},
+                         "ferlab.engine.trainer": {"ferlab.engine.neighbors"}}) == \
+        ["ferlab.engine.neighbors", "ferlab.engine.trainer", "ferlab.engine.neighbors"]

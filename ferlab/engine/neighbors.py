@@ -16,6 +16,7 @@ import numpy as np
 from ..data import neighbors as data_neighbors
 from ..data.errors import DatasetError
 from .inference import dataset_features
+from .run_model import load_run_method
 
 
 def checkpoint_features(checkpoint: str | Path, dataset, device: str = "cpu", progress: bool = True,
@@ -23,7 +24,6 @@ def checkpoint_features(checkpoint: str | Path, dataset, device: str = "cpu", pr
     """(N, D) float32 penultimate features of every sample of ``dataset`` (eval transform) under the
     method saved in ``checkpoint`` (a ferlab run's ``checkpoints/*.pt``), computed on ``device`` with the
     network under ``amp`` autocast (:func:`~ferlab.engine.inference.dataset_features`)."""
-    from .trainer import load_run_method  # the trainer imports this module (LDLVA's space_checkpoint)
     if not Path(checkpoint).is_file():
         raise DatasetError(f"{checkpoint}: no checkpoint for the feature space (train that run first)")
     method, _, dev = load_run_method(checkpoint, device=device)

@@ -9,6 +9,7 @@ from collections import defaultdict
 import torch
 
 from .config import TrainConfig
+from .optim_names import OPTIMIZER_IMPLS, OPTIMIZER_NAMES, PER_STEP_SCHEDULERS, unknown_scheduler  # noqa: F401 (API)
 
 
 class KerasAdam(torch.optim.Optimizer):
@@ -96,8 +97,8 @@ def _keras_adam_foreach(params: list, states: list, group: dict) -> None:
         torch._foreach_addcdiv_(ps, ms, denom, [-_keras_step_size(group, s["step"]) for _, s in pairs])
 
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "adam_keras": KerasAdam}
-OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "loop")
+#: optimizer name (:data:`~.optim_names.OPTIMIZER_NAMES`, in its order) -> class
+OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, KerasAdam), strict=True))
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -139,10 +140,7 @@ def build_scheduler(opt, cfg: TrainConfig, steps_per_epoch: int = 1):
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     if cfg.scheduler == "piecewise":
         return torch.optim.lr_scheduler.LambdaLR(opt, [PiecewiseLR(g.get("schedule")) for g in opt.param_groups])
-    raise ValueError(f"scheduler must be exponential, cosine, step, piecewise, linear or none, got {cfg.scheduler!r}")
-
-
-PER_STEP_SCHEDULERS = ("linear",)
+    raise ValueError(unknown_scheduler(cfg.scheduler))
 
 
 class LinearDecay:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.optim import KerasAdam, build_optimizer
+from ferlab.engine.optim import KerasAdam, build_optimizer, build_scheduler
+from ferlab.engine.optim_names import SCHEDULERS
 
 LR, B1, B2, EPS = 0.1, 0.9, 0.999, 1e-7
 # two tensors, two steps of given gradients; the second tensor's gradients are tiny, where the
@@ -107,3 +108,12 @@ def test_build_optimizer_kernels_for_adam_keras():
         build_optimizer(net.parameters(), TrainConfig(**cfg, optimizer_impl="fused"))
     with pytest.raises(ValueError, match="adam_keras"):
         build_optimizer(net.parameters(), TrainConfig(optimizer="adam_tf", lr=1e-3, weight_decay=0.0))
+
+
+def test_the_scheduler_names_the_config_check_accepts_are_the_ones_built():
+    """config_check validates ``scheduler`` against optim_names.SCHEDULERS without building it."""
+    for name in SCHEDULERS:
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        build_scheduler(opt, TrainConfig(scheduler=name, epochs=2, gamma=0.1), 1)
+    with pytest.raises(ValueError, match="scheduler must be exponential, cosine, step, piecewise, linear or none"):
+        build_scheduler(opt, TrainConfig(scheduler="onecycle", epochs=2, gamma=0.1), 1)
