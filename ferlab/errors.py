@@ -7,8 +7,13 @@ the class's ``exit_code`` (``--debug`` or ``FERLAB_DEBUG=1`` shows the traceback
 escaping the CLI is a bug in ferlab and keeps its traceback.
 
 Subclasses: :class:`ConfigError`, :class:`CheckpointError`, ``ferlab.data.DatasetError``,
-``ferlab.models.WeightsError``, ``ferlab.engine.run_lock.RunLockedError`` and
-``ferlab.engine.divergence.TrainingDiverged`` (exit 3).
+``ferlab.models.WeightsError``, :class:`WriteError` (a run file, figure or table could not be
+written: full disk, no permission, read-only file system), ``ferlab.engine.run_lock.RunLockedError``,
+``ferlab.engine.divergence.TrainingDiverged`` (exit 3) and ``ferlab.engine.preemption.TrainingStopped``
+(training stopped by a signal after a checkpoint: exit 128 + the signal's number).
+
+A subclass may set ``prefix`` (what ``ferlab`` writes before the message, ``"error: "`` by default)
+and an instance ``quiet`` (nothing printed: another process of the same torchrun job says it).
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import re
 class UserError(Exception):
     """Bad input, or a run condition the user must act on; the message says what and where."""
     exit_code = 2
+    prefix = "error: "
+    quiet = False
 
 
 class ConfigError(UserError, ValueError):
@@ -26,6 +33,20 @@ class ConfigError(UserError, ValueError):
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, truncated, unsafe to read, or belongs to another model or run."""
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (``No space left on device``, ``Permission denied``, ``Read-only
+    file system``, ...): the message names the file and the reason; the previous version of the file,
+    if any, is unchanged. Also an ``OSError`` (``errno``, ``filename``), so that code catching
+    ``OSError`` around a write still catches it."""
+
+    def __init__(self, message: str, errno: int | None = None, filename=None):
+        super().__init__(message)
+        self.errno, self.filename = errno, None if filename is None else str(filename)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def unpickling_refusal(exc: BaseException) -> str | None:
@@ -44,10 +65,12 @@ def unpickling_refusal(exc: BaseException) -> str | None:
 REFUSAL = "ferlab never executes code from files, so such files are not read"
 
 
-def safe_torch_load(path, error: type[UserError], what: str):
+def safe_torch_load(path, error: type[UserError], what: str, not_a: str | None = None):
     """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings and containers
     only. Any failure raises ``error`` naming the file and what it should have been (``what``:
-    ``"checkpoint"``, ``"weight file"``, ...), never torch's advice to load it unsafely."""
+    ``"checkpoint"``, ``"weight file"``, ...), never torch's advice to load it unsafely. ``not_a``
+    (``"a ferlab inference model"``): a file the safe loader refuses is reported as not being that,
+    and as not loaded."""
     import pickle
     from pathlib import Path
 
@@ -57,6 +80,9 @@ def safe_torch_load(path, error: type[UserError], what: str):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         refusal = unpickling_refusal(e)
+        if refusal and not_a:
+            raise error(f"{path}: not {not_a}, and it was not loaded: the safe loader (torch.load "
+                        f"weights_only=True) refused it ({refusal}); {REFUSAL}") from None
         if refusal:
             raise error(f"{path}: refused by the safe loader (torch.load weights_only=True): {refusal}; "
                         f"{REFUSAL}") from None

@@ -147,7 +147,7 @@ class Predictor:
         from .models.export import FORMAT
 
         path = ckpt.run_checkpoint(path, "a run folder, a checkpoint .pt or a `ferlab export` file")
-        state = ckpt.load(path)
+        state = ckpt.load(path, not_a="a ferlab training checkpoint or inference model")
         if isinstance(state, dict) and state.get("format") == FORMAT:
             return cls._from_export(state, device, str(path), amp=amp, channels_last=channels_last)
         if isinstance(state, dict) and "config" in state and "model" in state:
@@ -163,7 +163,7 @@ class Predictor:
     @classmethod
     def _from_export(cls, obj: dict, device, source: str, **precision) -> "Predictor":
         from .models.export import build_inference_model
-        net = build_inference_model(obj)
+        net = build_inference_model(obj, source)
         method = Method(net, obj["num_classes"], input_size=obj["input_size"], mean=obj["mean"], std=obj["std"])
         classes = obj.get("classes") or [str(i) for i in range(obj["num_classes"])]
         return cls(method, classes, obj.get("image_size") or obj["input_size"], device, source, **precision)

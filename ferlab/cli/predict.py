@@ -1,12 +1,13 @@
 """``ferlab predict``: class probabilities for image files, from a run or an exported model."""
 from __future__ import annotations
 
-import contextlib
 import csv
 import glob
+import io
 import sys
 from pathlib import Path
 
+from ..atomic import make_dirs, write_atomic
 from .common import HelpFormatter, device_arg
 
 #: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
@@ -50,7 +51,7 @@ def write_overlays(predictor, paths: list[Path], preds, out_dir: Path, kind: str
 
     from ..data.io import read_image
     from ..viz.cam import overlay
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     used: set[str] = set()
     for lo in range(0, len(paths), batch_size):
         batch = paths[lo:lo + batch_size]
@@ -60,7 +61,8 @@ def write_overlays(predictor, paths: list[Path], preds, out_dir: Path, kind: str
             while name in used:                       # the same file name in two input folders
                 name += "_"
             used.add(name)
-            Image.fromarray(overlay(read_image(path), cam)).save(out_dir / f"{name}.png")
+            image = Image.fromarray(overlay(read_image(path), cam))
+            write_atomic(out_dir / f"{name}.png", lambda f, image=image: image.save(f, format="PNG"))
 
 
 def cmd_predict(args) -> int:
@@ -68,11 +70,15 @@ def cmd_predict(args) -> int:
     paths = expand_inputs(args.inputs)
     predictor = Predictor.load(args.model, args.device, amp=args.amp)
     preds = predictor.predict([str(p) for p in paths], batch_size=args.batch_size, progress=not args.no_progress)
-    with open(args.out, "w", newline="") if args.out else contextlib.nullcontext(sys.stdout) as out:
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(["path", "prediction", *(f"prob_{c}" for c in preds.classes)])
-        for path, label, probs in zip(paths, preds.labels, preds.probs):
-            w.writerow([str(path), label, *(f"{p:.6f}" for p in probs)])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "prediction", *(f"prob_{c}" for c in preds.classes)])
+    for path, label, probs in zip(paths, preds.labels, preds.probs):
+        w.writerow([str(path), label, *(f"{p:.6f}" for p in probs)])
+    if args.out:        # atomic: a full disk leaves no half CSV (and an earlier one as it was)
+        write_atomic(args.out, lambda f: f.write(buf.getvalue().encode("utf-8")))
+    else:
+        sys.stdout.write(buf.getvalue())
     if args.cam:
         write_overlays(predictor, paths, preds, Path(args.cam), args.cam_kind, args.batch_size)
     if args.out:

@@ -48,7 +48,8 @@ def _read_rows(path: Path, num_classes: int) -> list[tuple[int, str, int]]:
 
 def write_label_list(path: Path, rows: list[tuple[str, int]]) -> None:
     """Write [(name, 0-based label)] in the 1-based EAC/RAF-DB format."""
-    Path(path).write_text("".join(f"{n} {lab + 1}\n" for n, lab in rows))
+    from ..atomic import write_text_atomic
+    write_text_atomic("".join(f"{n} {lab + 1}\n" for n, lab in rows), path)
 
 
 def rafdb(root: str | Path, split: str = "train", noise_file: str | Path | None = None,

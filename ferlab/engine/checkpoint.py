@@ -86,9 +86,10 @@ def run_checkpoint(path: str | Path, expected: str = "a run directory or its che
     return ck
 
 
-def load(path: str | Path) -> dict:
+def load(path: str | Path, not_a: str | None = None) -> dict:
     """Read a torch checkpoint safely (``weights_only=True``: tensors, numbers, strings, containers);
-    every failure is a :class:`~ferlab.errors.CheckpointError` that names the file."""
+    every failure is a :class:`~ferlab.errors.CheckpointError` that names the file (``not_a``: what
+    a file the safe loader refuses is said not to be, :func:`~ferlab.errors.safe_torch_load`)."""
     path = Path(path)
     if not path.is_file():
         where = "is a directory (give a run directory to eval/export, or its checkpoints/last.pt)" \
@@ -96,7 +97,7 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: checkpoint {where}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    obj = safe_torch_load(path, CheckpointError, "checkpoint")
+    obj = safe_torch_load(path, CheckpointError, "checkpoint", not_a=not_a)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: a torch file holding a {type(obj).__name__}, not a checkpoint dict")
     return obj

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from .checkpoint import write_text_atomic
+from ..atomic import append_text, write_text_atomic
 
 
 def flatten_row(row: dict, prefix: str = "") -> dict:
@@ -66,8 +66,7 @@ class RunLog:
             stale.unlink(missing_ok=True)
 
     def append(self, row: dict, history: list[dict]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.run_dir / "metrics.jsonl", json.dumps(row) + "\n")
         write_text_atomic(metrics_csv(history), self.run_dir / "metrics.csv")
         if self.writer is not None:
             for key, val in flatten_row(row).items():

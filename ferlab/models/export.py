@@ -55,19 +55,51 @@ def load_inference_model(path: str | Path, device: str | torch.device = "cpu") -
     """Rebuild an exported model: returns (backbone in eval mode, metadata without the weights).
     For predictions on image files with the model's own transform and class names, use
     :class:`ferlab.predictor.Predictor`."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a ferlab inference model (expected format {FORMAT!r}; "
-                         f"write one with `ferlab export RUN --out FILE`)")
+    obj = read_inference_file(path)
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
-    return build_inference_model(obj).to(device), meta
+    return build_inference_model(obj, path).to(device), meta
 
 
-def build_inference_model(obj: dict) -> nn.Module:
-    """The network of an export file already loaded as a dict, on the CPU in eval mode."""
+#: what an export file must hold to be rebuilt
+KEYS = ("backbone", "num_classes", "head", "state_dict")
+
+
+def read_inference_file(path: str | Path) -> dict:
+    """The dict of an export file, read safely (``torch.load(weights_only=True)``: tensors, numbers,
+    strings, containers; nothing in the file is executed). Anything else -- a missing or empty file,
+    a pickle that asks to run code, a training checkpoint, a file of another format -- is a
+    :class:`~ferlab.errors.CheckpointError` of one line that names the file."""
+    from ..errors import CheckpointError, safe_torch_load
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such inference model file" + (" (a directory)" if path.is_dir() else ""))
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a ferlab inference model")
+    obj = safe_torch_load(path, CheckpointError, "inference model", not_a="a ferlab inference model")
+    hint = "write one with `ferlab export RUN --out FILE`"
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        what = (f"a torch file holding a {type(obj).__name__}" if not isinstance(obj, dict)
+                else "a ferlab training checkpoint (give it to ferlab.predictor.Predictor.load, or export it)"
+                if "model" in obj and "config" in obj else f"format {obj.get('format')!r}")
+        raise CheckpointError(f"{path}: not a ferlab inference model ({what}; expected format {FORMAT!r}); {hint}")
+    missing = [k for k in KEYS if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete ferlab inference model, missing {', '.join(missing)}; {hint}")
+    return obj
+
+
+def build_inference_model(obj: dict, source: str | Path = "inference model") -> nn.Module:
+    """The network of an export file already loaded as a dict, on the CPU in eval mode; weights that
+    do not fit the network it names are a :class:`~ferlab.errors.CheckpointError` naming ``source``."""
+    from ..errors import CheckpointError
     net = create_backbone(obj["backbone"], num_classes=obj["num_classes"], **obj.get("backbone_args", {}))
     if obj["head"] == "bn_linear":
         bias = obj["state_dict"].get("fc.1.bias") is not None
         net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features), nn.Linear(net.num_features, obj["num_classes"], bias=bias))
-    net.load_state_dict(obj["state_dict"])
+    try:
+        net.load_state_dict(obj["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = (str(e).splitlines() or ["-"])[0][:160]
+        raise CheckpointError(f"{source}: its weights do not fit a {obj['backbone']} with {obj['num_classes']} "
+                              f"classes and a {obj['head']} head ({first})") from e
     return net.eval()

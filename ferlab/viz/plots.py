@@ -15,13 +15,14 @@ STYLE = {"baseline": "tab:gray", "eac": "tab:blue", "rul": "tab:orange", "dmue":
 
 
 def save_figure(fig, path: str | Path, formats=("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Save ``fig`` as ``path`` with each suffix in ``formats``; returns the written paths."""
+    """Save ``fig`` as ``path`` with each suffix in ``formats`` (each written atomically: a full disk
+    is a :class:`~ferlab.errors.WriteError` naming the file); returns the written paths."""
+    from ..atomic import write_atomic
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
         p = path.with_suffix("." + fmt)
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
+        write_atomic(p, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight"))
         out.append(p)
     return out
 
