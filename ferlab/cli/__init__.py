@@ -65,8 +65,10 @@ def _error_line(text: str) -> None:
 def main(argv=None) -> int:
     """Run one ``ferlab`` command. A :class:`~ferlab.errors.UserError` (bad file, flag, config value,
     checkpoint, busy run directory, diverged training) is printed as one line ``ferlab <command>: error:
-    ...`` and returns its exit code (2; 3 for a diverged run) -- ``--debug`` or ``FERLAB_DEBUG=1``
-    re-raises it with its traceback. Any other exception is a bug and keeps its traceback."""
+    ...`` and returns its exit code (2; 3 for a diverged run; 128 + the signal's number for a training run
+    stopped by SIGTERM / SIGUSR1 / Ctrl-C, printed as ``ferlab train: stopped by ...``) -- ``--debug``
+    or ``FERLAB_DEBUG=1`` re-raises it with its traceback. Any other exception is a bug and keeps its
+    traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = build_parser(argv)
     _add_debug_flag(ap)
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
     except UserError as e:
         if debug:
             raise
-        _error_line(f"ferlab {args.command}: error: {e}")
+        if not e.quiet:
+            _error_line(f"ferlab {args.command}: {e.prefix}{e}")
         return e.exit_code
     except KeyboardInterrupt:
         if debug:

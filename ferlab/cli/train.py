@@ -20,7 +20,7 @@ TRAIN_FLAGS = {
     "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "weight_decay": float, "scheduler": str,
     "gamma": float, "noise": str, "noise_rate": float, "noise_seed": int, "noise_file": str, "seed": int,
     "device": str, "amp": str, "channels_last": str, "cache": str, "name": str, "out_dir": str,
-    "limit_train": int, "limit_eval": int, "checkpoint_every": int, "log_every": int, "mean_last_k": int,
+    "limit_train": int, "limit_eval": int, "checkpoint_every": str, "log_every": int, "mean_last_k": int,
     "train_fit_every": int, "sampler": str, "optimizer_impl": str, "val_fraction": float, "tensorboard": bool,
 }
 
@@ -61,7 +61,9 @@ TRAIN_HELP = {
     "out_dir": ("folder of run folders", None),
     "limit_train": ("use only the first N training images (smoke runs; default: all)", None),
     "limit_eval": ("use only the first N images of each evaluation split (default: all)", None),
-    "checkpoint_every": ("also checkpoint every N steps inside an epoch (0: at epoch ends only)", None),
+    "checkpoint_every": ("also checkpoint inside an epoch: every N optimizer steps, or every TIME (30s, 10min, "
+                         "1h); 0: at epoch ends only. SIGTERM, SIGUSR1 and a first Ctrl-C always checkpoint the "
+                         "current step and stop (exit 143, 138, 130; --resume continues)", None),
     "log_every": ("update the progress bar's loss every N steps", None),
     "mean_last_k": ("protocol: mean test accuracy of the last K epochs", None),
     "train_fit_every": ("measure the fit of the (noisy) training labels every N epochs (0: at the end only)",
@@ -75,7 +77,7 @@ TRAIN_HELP = {
 }
 
 METAVARS = {"data_root": "DIR", "weights": "FILE", "noise_file": "FILE", "out_dir": "DIR", "input_size": "PX",
-            "epochs": "N", "batch_size": "N", "limit_train": "N", "limit_eval": "N", "checkpoint_every": "N",
+            "epochs": "N", "batch_size": "N", "limit_train": "N", "limit_eval": "N", "checkpoint_every": "N|TIME",
             "log_every": "N", "mean_last_k": "K", "train_fit_every": "N", "noise_rate": "RATE", "val_fraction": "F"}
 
 EXAMPLES = """examples:

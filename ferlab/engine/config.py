@@ -62,7 +62,7 @@ class TrainConfig:
     cache: str = "ram"                # ram | gpu
     eval_batch_size: int = 256
     mean_last_k: int = 5
-    checkpoint_every: int = 0         # also checkpoint every N steps (0: epoch ends only)
+    checkpoint_every: int | str = 0   # also checkpoint every N steps, or every TIME (30s, 10min, 1h); 0: epoch ends only
     log_every: int = 20
     limit_train: int | None = None    # first N training images (smoke runs)
     limit_eval: int | None = None

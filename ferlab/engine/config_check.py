@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 
 from ..errors import ConfigError, did_you_mean
 from .optim_names import OPTIMIZER_IMPLS, OPTIMIZER_NAMES, SCHEDULERS, unknown_scheduler
@@ -24,11 +25,36 @@ RANGES = {
     "weight_decay": (0, None, False), "momentum": (0, None, False), "gamma": (0, None, True),
     "noise_rate": (0, 1, False), "noise_seed": (0, 2**32 - 1, False), "seed": (0, 2**32 - 1, False),
     "input_size": (8, None, False), "min_weight_match": (0, 1, False), "eval_batch_size": (1, None, False),
-    "mean_last_k": (1, None, False), "checkpoint_every": (0, None, False), "log_every": (1, None, False),
+    "mean_last_k": (1, None, False), "log_every": (1, None, False),
     "limit_train": (1, None, False), "limit_eval": (1, None, False), "train_fit_every": (0, None, False),
     "val_fraction": (0, 0.95, False),
 }
 CHOICES = {"amp": ("auto", "bf16", "fp16", "off"), "channels_last": ("auto", "on", "off"), "cache": ("ram", "gpu")}
+#: keys that take several forms: what the messages say they accept
+FORMS = {"checkpoint_every": "a number of steps (an integer >= 0; 0: at epoch ends only) or a time such as "
+                             "30s, 10min, 1.5h"}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?)\s*$",
+                       re.IGNORECASE)
+
+
+def checkpoint_interval(value) -> tuple[int, float]:
+    """``checkpoint_every`` -> ``(steps, seconds)``, one of them 0: an integer N is every N steps,
+    a time (``30s``, ``10min``, ``1h``, ``1.5 hours``) every that many seconds; 0 is neither (epoch
+    ends only). A :class:`~ferlab.errors.ConfigError` for anything else (the message has no key)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"expected {FORMS['checkpoint_every']}, got {_show(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"expected {FORMS['checkpoint_every']}, got {value}")
+        return value, 0.0
+    if value.strip().isdigit():
+        return int(value), 0.0
+    m = _DURATION.match(value)
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"expected {FORMS['checkpoint_every']}, got {_show(value)}")
+    return 0, float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)[0].lower()]
+
+
 #: method constructor arguments the trainer sets itself
 TRAINER_SET = ("backbone", "num_classes", "input_size", "mean", "std")
 
@@ -87,6 +113,13 @@ def check_types(cls, d, where: dict | None = None) -> dict:
             val = str(val)
         if names == ("str",) and isinstance(val, bool) and {"on", "off"} & set(CHOICES.get(key, ())):
             val = "on" if val else "off"      # YAML 1.1 reads on/off/yes/no as booleans
+        if key in FORMS:
+            try:
+                steps, seconds = checkpoint_interval(val)
+            except ConfigError as e:
+                raise ConfigError(f"{_where(key, where)}: {e}") from None
+            out[key] = steps if not seconds else val.strip()     # "100" -> 100
+            continue
         ok = any(n not in _PY for n in names) or (      # an annotation this check does not know: accepted
             any(isinstance(val, _PY[n]) for n in names) and not (isinstance(val, bool) and "bool" not in names))
         if not ok:

@@ -5,6 +5,11 @@ Run directory (``<out_dir>/<name>/``): ``config.yaml``, ``noise.json``,
 (with ``tensorboard: true``), ``checkpoints/last.pt`` (full state), ``checkpoints/best.pt`` (the
 same state at the epoch of best validation accuracy, when the run has a validation split) and
 ``summary.json`` (protocol numbers, class names).
+
+Checkpoints: every epoch end, every ``checkpoint_every`` steps or minutes inside an epoch, and at the
+step where SIGTERM / SIGUSR1 / a first Ctrl-C stops the run (:mod:`.preemption`: exit status 128 +
+the signal's number). A file that cannot be written (full disk, no permission, read-only file system)
+is a one-line :class:`~ferlab.errors.WriteError` naming it; the previous file stays as it was.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +32,16 @@ from ..data.samplers import epoch_order
 from ..methods import build_method, method_class
 from ..models import create_backbone
 from . import checkpoint as ckpt
-from ..errors import CheckpointError, ConfigError, UserError
+from ..errors import CheckpointError, ConfigError, UserError, WriteError
 from .config import TrainConfig
+from .config_check import checkpoint_interval
 from .divergence import TrainingDiverged, diverged, nonfinite_state
 from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
 from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
 from .neighbors import checkpoint_features
 from .precision import amp_dtype, autocast, describe_precision, dtype_name, set_deterministic, use_channels_last
+from .preemption import RankAgreement, StopSignals, TrainingStopped, signal_name
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
@@ -86,6 +94,11 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch, self.start_step, self.global_step = 0, 0, 0
         self.epoch_acc: dict = {}
+        self.every_steps, self.every_seconds = checkpoint_interval(self.cfg.checkpoint_every)
+        self.clock = time.monotonic          # of time-based checkpoints (rank 0's decides)
+        self.last_save_time = self.clock()
+        self.stops = StopSignals()           # installed while fit() runs
+        self.agree = RankAgreement(self.info.enabled, self.device)
 
     # -- construction -----------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -196,14 +209,25 @@ class Trainer:
 
     def save(self, epoch: int, step: int, best: bool = False) -> None:
         """Checkpoint to ``last.pt``; ``best``: the same state to ``best.pt`` too (both atomic).
-        A state holding NaN/inf is never saved (:meth:`_check_state`)."""
+        A state holding NaN/inf is never saved (:meth:`_check_state`); a file that cannot be written
+        is a :class:`~ferlab.errors.WriteError` on every rank."""
         self._check_state(epoch, step)
-        if self.info.is_main:
+
+        def write():
             state = self.state_dict(epoch, step)
-            ckpt.save_atomic(state, self.ckpt_path)
-            if best:
-                ckpt.save_atomic(state, self.best_path)
+            try:
+                ckpt.save_atomic(state, self.ckpt_path)
+                if best:
+                    ckpt.save_atomic(state, self.best_path)
+            except WriteError as e:
+                if self.last_saved is None or not self.ckpt_path.is_file():
+                    raise
+                raise WriteError(f"{e}; {self.ckpt_path.name} holds the {ckpt.position(*self.last_saved)}: "
+                                 f"--resume continues from there once the file can be written",
+                                 e.errno, e.filename) from e
+        self._on_rank0(write)
         self.last_saved = (epoch, step)
+        self.last_save_time = self.clock()
 
     def _is_best(self, row: dict) -> bool:
         """The epoch of ``row`` has the best validation accuracy so far (the first one on ties,
@@ -308,6 +332,42 @@ class Trainer:
         if bad is not None:
             raise self._diverged(f"{bad} holds NaN/inf", ckpt.position(epoch, step))
 
+    def _decide(self, synced: bool) -> tuple[int, bool]:
+        """After a step: (the signal that stops the run, 0 if none; whether a time-based checkpoint
+        is due), the same on every rank. Outside torchrun every step; under it every step on the
+        CPU (gloo), and on GPUs at the steps whose loss is read anyway (``synced``: every
+        ``log_every`` steps), so that no step waits for the GPU only to ask."""
+        if self.info.enabled and self.device.type == "cuda" and not synced:
+            return 0, False
+        due = bool(self.every_seconds) and self.info.is_main and \
+            self.clock() - self.last_save_time >= self.every_seconds
+        return self.agree(self.stops.signum, due)
+
+    def _stopped(self, signum: int, epoch: int, step: int, steps: int | None = None) -> TrainingStopped:
+        """The exception that ends a run stopped by ``signum`` after checkpointing ``(epoch, step)``."""
+        where = ckpt.position(epoch, step, steps)
+        where = f"the {where}" if step == 0 else where
+        return TrainingStopped(f"stopped by {signal_name(signum)} at {where}; checkpoint {self.ckpt_path}; "
+                               f"--resume continues", signum, self.ckpt_path, where, quiet=not self.info.is_main)
+
+    def _rank_acc(self) -> dict:
+        """This rank's running sums of the epoch a mid-epoch checkpoint stopped in (``epoch_acc``:
+        one process's, or ``{"ranks": [...]}`` of a torchrun job). Resumed with another number of
+        processes, rank 0 carries the sums of all."""
+        acc = self.epoch_acc
+        ranks = acc.get("ranks", [acc])
+        if len(ranks) == self.info.world_size:
+            return ranks[self.info.rank]
+        if self.info.rank != 0:
+            return {}
+        merged = {"sums": {}, "correct": 0, "seen": 0, "skipped": 0}
+        for r in ranks:
+            for k, v in r.get("sums", {}).items():
+                merged["sums"][k] = merged["sums"].get(k, 0.0) + v
+            for k in ("correct", "seen", "skipped"):
+                merged[k] += r.get(k, 0)
+        return merged
+
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
         per_rank = max(1, cfg.batch_size // self.info.world_size)
@@ -317,7 +377,7 @@ class Trainer:
         self.method.train()
         self.method.on_epoch_start(epoch)
         start = self.start_step if epoch == self.start_epoch else 0
-        acc = self.epoch_acc if start else {}
+        acc = self._rank_acc() if start else {}
         sums = {k: torch.as_tensor(v, device=self.device) for k, v in acc.get("sums", {}).items()}
         correct = torch.as_tensor(acc.get("correct", 0), device=self.device)
         seen, t0 = acc.get("seen", 0), time.time()
@@ -328,34 +388,43 @@ class Trainer:
         for step in bar:
             batch = self.train_set.get_batch(order[step * per_rank:(step + 1) * per_rank])
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            if not self._batch_ok(batch["label"]):
+            if self._batch_ok(batch["label"]):
+                with autocast(self.device, self.amp):
+                    out = self.model(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(out["loss"]).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                if self.per_step_schedule:
+                    self.scheduler.step()
+                self.global_step += 1
+                n = len(batch["label"])
+                for k, v in out.items():
+                    if k != "logits" and torch.is_tensor(v) and v.ndim == 0:
+                        sums[k] = sums.get(k, 0) + v.detach().float() * n
+                if "logits" in out:
+                    correct = correct + (out["logits"].argmax(1) == batch["label"]).sum()
+                seen += n
+                images += n
+            else:
                 skipped += 1
-                continue
-            with autocast(self.device, self.amp):
-                out = self.model(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(out["loss"]).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            if self.per_step_schedule:
-                self.scheduler.step()
-            self.global_step += 1
-            n = len(batch["label"])
-            for k, v in out.items():
-                if k != "logits" and torch.is_tensor(v) and v.ndim == 0:
-                    sums[k] = sums.get(k, 0) + v.detach().float() * n
-            if "logits" in out:
-                correct = correct + (out["logits"].argmax(1) == batch["label"]).sum()
-            seen += n
-            images += n
-            if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+            logged = (step + 1) % cfg.log_every == 0 or step + 1 == steps
+            if logged and seen:
                 self._check_finite(sums, epoch, step, steps)
                 bar.set_postfix(loss=f"{float(sums['loss']) / seen:.4f}")
-            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-                self._check_finite(sums, epoch, step, steps)
-                self.epoch_acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen,
-                                  "skipped": skipped}
+            stop, due = self._decide(logged)
+            periodic = bool(self.every_steps) and (step + 1) % self.every_steps == 0
+            if stop or ((periodic or due) and step + 1 < steps):
+                if seen:
+                    self._check_finite(sums, epoch, step, steps)
+                acc = {"sums": {k: float(v) for k, v in sums.items()}, "correct": int(correct), "seen": seen,
+                       "skipped": skipped}
+                # every rank's running sums: each continues its own on resume
+                self.epoch_acc = {"ranks": all_gather_objects(acc, self.info)} if self.info.enabled else acc
                 self.save(epoch, step + 1)
+                if stop:
+                    bar.close()
+                    raise self._stopped(stop, epoch, step + 1, steps)
         bar.close()
         dt = time.time() - t0
         # sum the per-rank statistics
@@ -379,11 +448,28 @@ class Trainer:
         (:mod:`.run_lock`) from before the first write into it until the end."""
         self._take_lock()
         try:
-            return self._fit()
+            with self.stops:
+                try:
+                    return self._fit()
+                except Exception as e:
+                    if self.stops.requested and not isinstance(e, UserError):
+                        raise self._stopped_without_checkpoint(e) from e
+                    raise
         finally:
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
+
+    def _stopped_without_checkpoint(self, error: Exception) -> TrainingStopped:
+        """A stop signal arrived and training then failed before it could checkpoint (under torchrun:
+        another process of the job is gone, so the collectives of the save fail)."""
+        signum = self.stops.signum
+        first = (str(error).splitlines() or ["-"])[0][:160]
+        saved = (f"{self.ckpt_path} holds the {ckpt.position(*self.last_saved)}; --resume continues from there"
+                 if self.last_saved is not None and self.ckpt_path.is_file() else "no checkpoint was written yet")
+        return TrainingStopped(f"stopped by {signal_name(signum)} before the current step could be checkpointed "
+                               f"({type(error).__name__}: {first}); {saved}", signum, self.ckpt_path,
+                               quiet=not self.info.is_main)
 
     def _take_lock(self) -> None:
         def take():
@@ -400,8 +486,7 @@ class Trainer:
         cfg = self.cfg
         if self.resume and self.ckpt_path.is_file():    # first: a checkpoint that does not fit changes no file
             self.load(self.ckpt_path)
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        def prepare():
             cfg.save_yaml(self.run_dir / "config.yaml")
             if self.noise_manifest is not None:
                 save_manifest(self.noise_manifest, self.run_dir / "noise.json")
@@ -409,9 +494,14 @@ class Trainer:
                 if self.ckpt_path.is_file():
                     self.log(f"note: {self.run_dir} held an earlier run; starting it over "
                              f"(--resume continues a run, --name picks another directory)")
-                RunLog.clear(self.run_dir)
-                self.best_path.unlink(missing_ok=True)
-        barrier(self.info)
+                try:
+                    RunLog.clear(self.run_dir)
+                    self.best_path.unlink(missing_ok=True)
+                except OSError as e:
+                    raise WriteError(f"{e.filename or self.run_dir}: cannot remove it (an earlier run's file): "
+                                     f"{e.strerror}", e.errno, e.filename) from e
+        self._on_rank0(prepare)      # every rank waits for rank 0 here, and raises its error
+        self.last_save_time = self.clock()
         self.log(self.settings())
         run_log = RunLog(self.run_dir, cfg.tensorboard) if self.info.is_main else None
         try:
@@ -420,7 +510,9 @@ class Trainer:
                 row.update(self.train_epoch(epoch))
                 row.update(self.method.epoch_stats())
                 if not self.per_step_schedule:
-                    self.scheduler.step()
+                    with warnings.catch_warnings():    # resumed after an epoch's last step: no optimizer step yet here
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                        self.scheduler.step()
                 broadcast_buffers(self.method, self.info)
                 for split in self.eval_sets:
                     rep = self.evaluate(split)
@@ -430,10 +522,15 @@ class Trainer:
                 self.history.append(row)
                 self.start_step = 0
                 self.save(epoch + 1, 0, best=self._is_best(row))
-                if self.info.is_main:
+
+                def log_epoch(row=row):
                     run_log.append(row, self.history)
                     self.log(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                         for k, v in row.items() if k != "train_fit"))
+                self._on_rank0(log_epoch)
+                stop, _ = self.agree(self.stops.signum, False)    # noted during the evaluation
+                if stop:
+                    raise self._stopped(stop, epoch + 1, 0)
             summary = self.summarize()
             # every rank reaches the teardown together: a rank destroying the gloo group while its peer
             # is still writing the summary aborted at exit once ("terminate called without an active exception")
@@ -458,8 +555,8 @@ class Trainer:
         summary["train_fit"] = self.train_fit()
         if self.noise_manifest:
             summary["noise"] = {k: self.noise_manifest[k] for k in ("kind", "rate", "seed", "realised_rate", "noisy_sha256")}
-        if self.info.is_main:
-            ckpt.write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json")  # run_grid's "finished" mark
+        # run_grid's "finished" mark
+        self._on_rank0(lambda: ckpt.write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json"))
         return summary
 
 
