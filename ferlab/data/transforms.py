@@ -1,7 +1,11 @@
 """Batched, on-device image transforms.
 
 Every op takes a float batch ``x`` of shape (B, 3, H, W) (pixel range 0..255 until
-:class:`Normalize`) and returns a batch; random ops draw from the global torch RNG
+:class:`Normalize`) and returns a batch; :class:`Compose` runs the leading ops that only move
+pixels (crop, zero padding, flip, a resize to the same size: ``exact_on_integers``) on the uint8
+batch and converts to float after them -- the same numbers at a quarter of the memory traffic (LDLVA
+augments B x K neighbour images a step); on the CPU crops and flips copy per-sample windows instead of
+gathering every pixel. Random ops draw from the global torch RNG
 of ``x``'s device, which the trainer checkpoints, so resume is exact. A pipeline is
 a :class:`Compose` built from a preset (:func:`train_transform`, :func:`eval_transform`).
 """
@@ -23,15 +27,38 @@ def _rand(n: int, x: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, device=x.device)
 
 
+def exact_on_integers(op, x: torch.Tensor) -> bool:
+    """Whether ``op(x)`` on an integer batch equals ``op(x.float())`` converted afterwards: ops that only
+    copy, move or zero pixels say so by ``exact_on_integers(x)`` (their random draws do not depend
+    on the dtype, so the RNG stream is the same)."""
+    check = getattr(op, "exact_on_integers", None)
+    return bool(check(x)) if check is not None else False
+
+
 class Compose:
-    def __init__(self, *ops):
+    """The ops in order on a batch; an integer batch becomes float before the first op that is not
+    :func:`exact_on_integers` (at the end at the latest, unless ``to_float=False``)."""
+
+    def __init__(self, *ops, to_float: bool = True):
         self.ops = [op for op in ops if op is not None]
+        self.to_float = to_float
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float() if not x.is_floating_point() else x
         for op in self.ops:
+            if not x.is_floating_point() and not exact_on_integers(op, x):
+                x = x.float()
             x = op(x)
-        return x
+        return x.float() if self.to_float and not x.is_floating_point() else x
+
+    def split_per_sample_tail(self) -> tuple["Compose", "Compose"]:
+        """(head, tail) with ``tail(head(x))`` equal to ``self(x)``: ``tail`` holds the trailing ops that
+        draw nothing and treat each sample alone (``per_sample_deterministic``: normalisation), so
+        ``tail`` may run chunk by chunk on ``head(x)``; ``head`` draws every random number, in this
+        pipeline's order, and leaves an integer batch integer where its ops allow (``tail`` converts)."""
+        i = len(self.ops)
+        while i and getattr(self.ops[i - 1], "per_sample_deterministic", False):
+            i -= 1
+        return Compose(*self.ops[:i], to_float=False), Compose(*self.ops[i:])
 
     def __repr__(self) -> str:
         return "Compose(" + ", ".join(repr(o) for o in self.ops) + ")"
@@ -40,6 +67,9 @@ class Compose:
 @dataclass
 class Resize:
     size: int
+
+    def exact_on_integers(self, x):
+        return x.shape[-1] == self.size and x.shape[-2] == self.size      # the identity
 
     def __call__(self, x):
         if x.shape[-1] == self.size and x.shape[-2] == self.size:
@@ -64,9 +94,17 @@ class GaussianNoise:
 class RandomHorizontalFlip:
     p: float = 0.5
 
+    def exact_on_integers(self, x):
+        return True
+
     def __call__(self, x):
-        apply = (_rand(x.shape[0], x) < self.p).view(-1, 1, 1, 1)
-        return torch.where(apply, x.flip(-1), x)
+        apply = _rand(x.shape[0], x) < self.p
+        if x.device.type == "cpu":                   # the same result, copying only the flipped samples' rows
+            out = x.clone()
+            for i in apply.nonzero().flatten().tolist():
+                out[i] = x[i].flip(-1)
+            return out
+        return torch.where(apply.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
 @dataclass
@@ -88,12 +126,24 @@ class RandomCrop:
     size: int
     padding: int = 0
 
+    def exact_on_integers(self, x):
+        return True                                  # zero padding, gathers
+
     def __call__(self, x):
-        if self.padding:
-            x = F.pad(x, [self.padding] * 4)
         B, C, H, W = x.shape
-        top = (torch.rand(B, device=x.device) * (H - self.size + 1)).long()
-        left = (torch.rand(B, device=x.device) * (W - self.size + 1)).long()
+        p, S = self.padding, self.size
+        top = (torch.rand(B, device=x.device) * (H + 2 * p - S + 1)).long()      # in the padded image
+        left = (torch.rand(B, device=x.device) * (W + 2 * p - S + 1)).long()
+        if x.device.type == "cpu":        # one window copy per sample into zeros: the same values as the gathers
+            out = x.new_zeros(B, C, S, S)
+            for i, (t, l) in enumerate(zip((top - p).tolist(), (left - p).tolist())):
+                y0, y1, x0, x1 = max(t, 0), min(t + S, H), max(l, 0), min(l + S, W)
+                if y1 > y0 and x1 > x0:
+                    out[i, :, y0 - t:y1 - t, x0 - l:x1 - l] = x[i, :, y0:y1, x0:x1]
+            return out
+        if p:
+            x = F.pad(x, [p] * 4)
+        B, C, H, W = x.shape
         ar = torch.arange(self.size, device=x.device)
         rows = (top[:, None] + ar)[:, None, :, None].expand(B, C, self.size, W)
         x = x.gather(2, rows)
@@ -104,6 +154,9 @@ class RandomCrop:
 @dataclass
 class CenterCrop:
     size: int
+
+    def exact_on_integers(self, x):
+        return True
 
     def __call__(self, x):
         H, W = x.shape[-2:]
@@ -166,11 +219,12 @@ class Normalize:
     """0..255 -> (x/255 - mean) / std."""
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
+    per_sample_deterministic = True
 
     def __call__(self, x):
         m = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * 255
         s = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1) * 255
-        return (x - m) / s
+        return (x - m).div_(s)                      # (x - m) / s, without a second batch-sized buffer
 
 
 @dataclass

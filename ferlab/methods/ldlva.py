@@ -3,7 +3,8 @@
 from the spec).
 
 Each step also runs the K neighbours of every batch sample (no gradient, train-mode BN, the
-same augmentation minus erasing). Their predicted distributions, weighted by the fixed local
+same augmentation minus erasing; on the CPU chunk by chunk where no layer mixes samples, see
+:meth:`LDLVA.neighbour_features`). Their predicted distributions, weighted by the fixed local
 similarity a_ij and the learned pair calibration c_ij (:class:`AdaptiveSimNet`), give ld_i; the
 target is lambda_i onehot(y_i) + (1 - lambda_i) ld_i with a per-sample certainty
 lambda_i = sigmoid(lambda_hat_i). lambda_hat is trained by its own sparse SGD (lr 10) with the
@@ -48,6 +49,8 @@ class LDLVA(Method):
     """
     name = "ldlva"
     per_sample_buffers = ("lambda_hat", "lambda_momentum", "knn", "neighbor_similarity")
+    #: neighbour images per forward on the CPU when no backbone layer mixes samples (see neighbour_features)
+    neighbour_chunk = 64
     # resnet18_raf: (Keras) Adam lr 1e-3, x0.1 at 10, 20, 40, 60 epochs, batch 32, pad 8 + crop, flip, erasing
     defaults = {"optimizer": "adam_keras", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "step", "gamma": 0.1,
                 "milestones": [10, 20, 40], "epochs": 60, "batch_size": 32,
@@ -130,14 +133,35 @@ class LDLVA(Method):
             raise RuntimeError("LDLVA.setup_train(train_set) must run before training (it loads the neighbours)")
         return self._train_set.get_batch(nidx.reshape(-1).cpu().numpy())
 
+    def _batch_coupled(self) -> bool:
+        """Whether a layer of the backbone mixes the samples of a batch here (batch norm in train mode or
+        without running statistics): then the B*K neighbours must go through it as one batch."""
+        return any(isinstance(mod, nn.modules.batchnorm._BatchNorm) and (mod.training or mod.running_mean is None)
+                   for mod in self.backbone.modules())
+
+    @torch.no_grad()
+    def neighbour_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B*K, D) features of the neighbours' uint8 images: the neighbour augmentation of the whole batch,
+        then the backbone (constants: no gradient; the module's mode, so train-mode BN statistics and
+        running averages). Every random draw comes first, on the whole batch in the pipeline's order
+        (crop, flip: on the uint8 images); on the CPU, when no layer mixes samples (frozen-norm
+        backbones), the normalisation and the forward then run :attr:`neighbour_chunk` images at a time
+        -- the same numbers (no layer couples the samples, and the convolutions' arithmetic per sample does
+        not depend on the batch size: bit for bit in the tests, float32 and bf16) with activations that stay
+        in cache instead of (B*K)-sized maps in fresh memory for every op; batch-norm backbones and GPUs
+        keep one B*K batch."""
+        head, tail = self.neighbour_transform.split_per_sample_tail()
+        x = head(images)
+        n = len(x) if x.device.type != "cpu" or self._batch_coupled() else self.neighbour_chunk
+        return torch.cat([self.features(tail(c)) for c in x.split(n)])
+
     def training_step(self, batch):
         y, idx = batch["label"], batch["index"]
         B, K, C = len(y), self.k, self.num_classes
         nidx = self.knn[idx]                                                       # (B, K)
         nb = self._neighbour_images(nidx)
-        xn = self.neighbour_transform(nb["image"].to(y.device, non_blocking=True))
+        fn = self.neighbour_features(nb["image"].to(y.device, non_blocking=True))
         with torch.no_grad():                        # constants, but train-mode BN (statistics + running averages)
-            fn = self.features(xn)
             pn = F.softmax(self.backbone.fc(fn).float(), 1)                       # (B*K, C)
         x = self.train_transform(batch["image"])
         f = self.features(x)                                                       # (B, D)
