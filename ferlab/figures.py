@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .atomic import make_dirs
 from .errors import UserError
 
 
@@ -297,5 +298,5 @@ def build_figures(runs_dir: str | Path, out: str | Path, only: list[str] | None 
         entries[stem] = {"files": files, "runs": [str(runs_dir / r) for r in used],
                          "command": " ".join(["ferlab", "figures", "--runs", str(runs_dir), "--out", str(out)]),
                          "commit": commit_of_checkout()}
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     return {"built": record_figures(out, entries)["figures"], "missing": missing}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+from ..engine.checkpoint import load_fresh_npz, save_cache_npz
 from .errors import AuditError
 from .probs import predict_probs
 
@@ -51,7 +51,7 @@ def heldout_probs(run: Path, dataset, rows: np.ndarray, device: str = "cpu") -> 
         return cached["probs"]
     method, _, dev = load_run_method(ck, device)
     probs = predict_probs(method, dataset.subset(rows), dev)
-    save_npz_atomic(path, rows=rows, labels=dataset.labels[rows], probs=probs)
+    save_cache_npz(path, rows=rows, labels=dataset.labels[rows], probs=probs)
     return probs
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.checkpoint import load_fresh_npz, save_npz_atomic
+from ..engine.checkpoint import load_fresh_npz, save_cache_npz
 from ..engine.inference import batched_logits
 
 
@@ -39,5 +39,5 @@ def run_train_probs(run_dir: str | Path, device: str = "cpu", progress: bool = T
     ds = build_train_set(cfg)[0].preload(progress=False)
     probs = predict_probs(method, ds, dev, progress=progress)
     if cache:
-        save_npz_atomic(path, probs=probs, labels=ds.labels)
+        save_cache_npz(path, probs=probs, labels=ds.labels)
     return probs

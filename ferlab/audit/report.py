@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_atomic, write_text_atomic
+from ..atomic import make_dirs, write_atomic, write_text_atomic
 from .metrics import detection_report, set_precision_recall
 from .result import LabelAudit
 
@@ -107,7 +107,7 @@ def summary(audit: LabelAudit, k: int = 48, ks=(500, 1000, 2000)) -> dict:
 def write_report(audit: LabelAudit, out: str | Path, top_k: int = 48, command: str | None = None) -> dict:
     """Write the CSV, the contact sheet and the summary JSON into ``out``; returns the summary."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     files = {"csv": str(write_csv(audit, out / "label-audit.csv"))}
     k = int(min(top_k, len(audit)))
     files["contact_sheet"] = str(save_png_atomic(contact_sheet(audit, k), out / f"label-audit-top{k}.png"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..atomic import TEMP_NAME, save_atomic, write_atomic, write_text_atomic  # noqa: F401 (engine API)
-from ..errors import CheckpointError, safe_torch_load
+from ..errors import CheckpointError, WriteError, safe_torch_load
 from .run_lock import pid_alive
 
 #: what every ferlab run checkpoint holds (``Trainer.state_dict``); resuming needs all of them
@@ -47,6 +48,18 @@ def set_rng_state(state: dict) -> None:
 def save_npz_atomic(path: str | Path, **arrays) -> None:
     """``np.savez`` that never leaves half a file behind."""
     write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def save_cache_npz(path: str | Path, **arrays) -> bool:
+    """:func:`save_npz_atomic` of a cache (arrays computed from a run, e.g. its ``signals.npz``): a
+    cache that cannot be written (a full disk, a read-only run directory) is a one-line note on
+    stderr and the caller goes on without it. Returns whether it was written."""
+    try:
+        save_npz_atomic(path, **arrays)
+        return True
+    except WriteError as e:
+        sys.stderr.write(f"note: {e}; it is a cache, so this goes on without it\n")
+        return False
 
 
 def load_fresh_npz(path: str | Path, source: str | Path) -> dict | None:

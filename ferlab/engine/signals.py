@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_fresh_npz, save_npz_atomic
+from .checkpoint import load_fresh_npz, save_cache_npz
 from .inference import batched_logits
 from .precision import amp_dtype, autocast
 
@@ -73,5 +73,5 @@ def run_signals(run_dir: str | Path, device: str = "cpu", progress: bool = True,
     out["flipped"] = (ds.labels != ds.clean_labels) & known if ds.clean_labels is not None else known
     out["known"] = known
     if cache:
-        save_npz_atomic(path, **out)
+        save_cache_npz(path, **out)
     return out
