@@ -41,7 +41,7 @@ from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
 from .neighbors import checkpoint_features
 from .precision import amp_dtype, autocast, describe_precision, dtype_name, set_deterministic, use_channels_last
-from .preemption import RankAgreement, StopSignals, TrainingStopped, signal_name
+from .preemption import STOP_SIGNALS, RankAgreement, StopSignals, TrainingStopped, signal_name
 from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
@@ -107,7 +107,7 @@ class Trainer:
 
     def _on_rank0(self, check) -> None:
         """Run ``check()`` on rank 0 and raise its :class:`UserError` on every rank (so that no rank
-        waits at a collective for a rank that stopped)."""
+        waits at a collective for a rank that stopped); ``ferlab`` prints it once, from rank 0."""
         err = None
         if self.info.is_main:
             try:
@@ -117,6 +117,7 @@ class Trainer:
         err = all_gather_objects(err, self.info)[0]
         if err is not None:
             cleanup(self.info)
+            err.quiet = not self.info.is_main      # one line per torchrun job: rank 0's
             raise err
 
     def _check_run_dir(self) -> None:
@@ -260,7 +261,12 @@ class Trainer:
                  f"device      {self.device}{' x' + str(self.info.world_size) if self.info.enabled else ''}, "
                  f"seed {cfg.seed}",
                  f"precision   {describe_precision(self.device, self.amp, self.channels_last)}",
-                 f"run         {self.run_dir}"]
+                 f"run         {self.run_dir}",
+                 f"checkpoint  {self.ckpt_path.name} at every epoch end"
+                 + (f", every {self.every_steps} steps" if self.every_steps else "")
+                 + (f", every {cfg.checkpoint_every}" if self.every_seconds else "")
+                 + f"; {' / '.join(signal_name(n) for n in STOP_SIGNALS)}: at the current step, then stop "
+                   f"(exit {' / '.join(str(128 + n) for n in STOP_SIGNALS)})"]
         if official:
             lines.append(f"defaults    {official}")
         return "\n".join(lines)

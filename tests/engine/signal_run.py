@@ -10,6 +10,7 @@ the method trains exactly as ``baseline``.
 
 ``FERLAB_TEST_SLOW_STOP``: the save that a stop signal asks for first writes
 ``$FERLAB_TEST_DIR/stopping`` and sleeps a minute (for a second signal to cut it short).
+``FERLAB_TEST_FULL``: writes of the file of that name fail half-way with ENOSPC (rank 0 writes).
 
 Run as a script it is ``ferlab`` (``python signal_run.py train ...``, also under torchrun).
 """
@@ -79,8 +80,40 @@ def _slow_stop_save() -> None:
     Trainer.save = slow
 
 
+def _full_disk(name: str) -> None:
+    import errno
+
+    import ferlab.atomic
+    real = open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def __getattr__(self, attr):
+            return getattr(self.f, attr)
+
+    def fake_open(path, mode="r", *args, **kw):
+        f = real(path, mode, *args, **kw)
+        tmp = Path(path).name
+        return Full(f) if "w" in mode and tmp.startswith(f".{name}.tmp") else f
+    ferlab.atomic.open = fake_open
+
+
 if __name__ == "__main__":
     if os.environ.get("FERLAB_TEST_SLOW_STOP"):
         _slow_stop_save()
+    if os.environ.get("FERLAB_TEST_FULL"):
+        _full_disk(os.environ["FERLAB_TEST_FULL"])
     from ferlab.cli import main
     sys.exit(main(sys.argv[1:]))

@@ -280,9 +280,9 @@ DDP = ["train", "--dataset", "synthetic", "--set", "dataset_args.n=128", "--imag
        "--set", "method=_test_signal", "--no-progress"]
 
 
-def torchrun(args, env) -> subprocess.Popen:
+def torchrun(args, env, *options) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           str(SCRIPT), *map(str, args)]
+           *options, str(SCRIPT), *map(str, args)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -306,23 +306,27 @@ def ddp_full(tmp_path_factory):
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("target", ["rank1", "agent"])
-def test_torchrun_sigterm_stops_every_rank_at_the_same_step(tmp_path, ddp_full, target):
+@pytest.mark.parametrize("target", ["rank1", "agent", "agent-usr1"])
+def test_torchrun_signal_stops_every_rank_at_the_same_step(tmp_path, ddp_full, target):
     """Rank 0 waits at its 6th step (epoch 2, step 2) while the test sends SIGTERM to rank 1 or to
-    torchrun's agent (which forwards it to both): both ranks checkpoint the end of that step and exit
-    143; torchrun --resume then ends bit-exact with the uninterrupted run."""
+    torchrun's agent (which forwards it to both), or SIGUSR1 to an agent told to forward it (as SLURM's
+    --signal needs): both ranks checkpoint the end of that step and exit 128 + the signal; torchrun
+    --resume then ends bit-exact with the uninterrupted run."""
     env = {**ENV, "FERLAB_TEST_AT": "0/6:wait", "FERLAB_TEST_DIR": str(tmp_path)}
-    proc = torchrun([*DDP, "--out-dir", tmp_path, "--name", "cut"], env)
+    usr1 = target == "agent-usr1"
+    options = ["--signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"] if usr1 else []
+    proc = torchrun([*DDP, "--out-dir", tmp_path, "--name", "cut"], env, *options)
     _wait_for(tmp_path / "ready.0", proc)
     _wait_for(tmp_path / "pid.1", proc)
-    pid = proc.pid if target == "agent" else int((tmp_path / "pid.1").read_text())
-    os.kill(pid, signal.SIGTERM)
+    pid = proc.pid if target.startswith("agent") else int((tmp_path / "pid.1").read_text())
+    sig = signal.SIGUSR1 if usr1 else signal.SIGTERM
+    os.kill(pid, sig)
     time.sleep(0.3)
     (tmp_path / "go").write_text("")
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0
     ck = tmp_path / "cut" / "checkpoints" / "last.pt"
-    line = f"ferlab train: stopped by SIGTERM at epoch 2 step 2 of 4; checkpoint {ck}; --resume continues"
+    line = f"ferlab train: stopped by {sig.name} at epoch 2 step 2 of 4; checkpoint {ck}; --resume continues"
     assert err.count(line) == 1, err[-4000:]                 # rank 0 says it; rank 1 is quiet
     if target == "rank1":       # torchrun's failure report names the workers' status (signalled, it names none)
         assert "exitcode  : 143" in err, err[-4000:]
@@ -355,3 +359,18 @@ def test_torchrun_rank_sigkilled_the_job_ends_fast_and_resume_finishes(tmp_path,
     _out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-4000:]
     assert load(ck)["epoch"] == 2
+
+
+@pytest.mark.ddp
+def test_torchrun_a_checkpoint_that_cannot_be_written_stops_every_rank(tmp_path):
+    """Rank 0's save fails (no space left): both ranks stop with exit status 2 and one line, not a
+    rank waiting forever at the next collective; no temp file is left."""
+    env = {**ENV, "FERLAB_TEST_FULL": "last.pt"}
+    proc = torchrun([*DDP, "--out-dir", tmp_path, "--name", "full", "--epochs", "1"], env)
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    ck = tmp_path / "full" / "checkpoints" / "last.pt"
+    lines = [line for line in err.splitlines() if line.startswith("ferlab train:")]
+    assert len(lines) == 1 and lines[0].startswith(f"ferlab train: error: {ck}: cannot write it: No space left"), err[-4000:]
+    assert "exitcode  : 2 (" in err, err[-4000:]
+    assert not ck.exists() and not list(ck.parent.glob(".*tmp*"))

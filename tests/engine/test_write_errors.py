@@ -203,13 +203,14 @@ def face(tmp_path_factory):
     return path
 
 
+NOISE = ["noise", "--dataset", "synthetic", "--split", "val", "--image-size", "16", "--out", "{out}/labels.txt"]
 CASES = {
     "predict": (["predict", "{run}", "{face}", "--out", "{out}/preds.csv", "--no-progress"], "preds.csv"),
     "predict-cam": (["predict", "{run}", "{face}", "--out", "{out}/preds.csv", "--cam", "{out}", "--no-progress"],
                     "face-{cls}.png"),
     "export": (["export", "{run}", "--out", "{out}/model.pt"], "model.pt"),
-    "noise": (["noise", "--dataset", "synthetic", "--out", "{out}/labels.txt"], "labels.txt"),
-    "noise-manifest": (["noise", "--dataset", "synthetic", "--out", "{out}/labels.txt"], "labels.txt.json"),
+    "noise": (NOISE, "labels.txt"),
+    "noise-manifest": (NOISE, "labels.txt.json"),
     "figures": (["figures", "curves", "{run}", "--out", "{out}"], "curves.svg"),
     "figures-manifest": (["figures", "curves", "{run}", "--out", "{out}"], "manifest.json"),
     "audit": (["audit", "{run}", "--out", "{out}", "--no-progress"], "label-audit.csv"),
@@ -264,14 +265,14 @@ def test_a_real_full_disk(tmp_path):
     epoch-1 checkpoint."""
     if not shutil.which("unshare"):
         pytest.skip("no unshare")
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True, check=False)
     if probe.returncode:
         pytest.skip("no unprivileged user and mount namespaces here")
     args = " ".join(a for a in TRAIN if a != "--no-progress") + " --no-progress --set val_split=null"
     env = {**os.environ, "MNT": str(tmp_path / "mnt"), "OUT": str(tmp_path), "PY": sys.executable, "ARGS": args,
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FILL], env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     err = (tmp_path / "err").read_text()
     lines = [line for line in err.splitlines() if line.startswith("ferlab train:")]
