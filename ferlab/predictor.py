@@ -127,6 +127,8 @@ class Predictor:
         self.amp = amp_dtype(amp, self.device)
         self.channels_last = use_channels_last(channels_last, self.device, self.amp)
         self.method = method.to(self.device).eval()
+        if self.channels_last:
+            self.method.to(memory_format=torch.channels_last)
         self.classes = tuple(classes)
         self.image_size = int(image_size)
         self.source = source

@@ -27,6 +27,8 @@ def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, am
     device = torch.device(device)
     amp = amp_dtype(amp, device)
     channels_last = use_channels_last(channels_last, device, amp)
+    if channels_last:       # weights too, as the trainer holds them: the same kernels, the same logits
+        method.to(memory_format=torch.channels_last)
     rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
     for lo in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(rows[lo:lo + batch_size])
@@ -64,6 +66,8 @@ def dataset_features(method, dataset, device, batch_size: int = 256, progress: b
     dev = torch.device(device)
     amp = amp_dtype(amp, dev)
     channels_last = use_channels_last(channels_last, dev, amp)
+    if channels_last:
+        method.to(memory_format=torch.channels_last)
     out = []
     for lo in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))

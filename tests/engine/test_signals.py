@@ -3,6 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ferlab.engine import precision
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.signals import run_signals
 from ferlab.engine.trainer import fit, load_run_method
@@ -28,7 +29,9 @@ def test_run_signals_label_loss_method_signal_flipped_mask_and_cache(tmp_path):
     x = method.prepare(ds.get_batch(np.arange(3))["image"])
     with torch.no_grad():
         ce = F.cross_entropy(method.predict(x), state["labels"][:3], reduction="none").numpy()
-    assert np.allclose(sig["label_loss"][:3], ce, atol=1e-5)
+    # the network ran under the default autocast (bf16 where the CPU computes it), the CE in float32
+    tol = 1e-5 if precision.amp_dtype("auto", "cpu") is None else 0.05
+    assert np.allclose(sig["label_loss"][:3], ce, atol=tol, rtol=tol)
     # cached: a second call reads signals.npz
     (run / "signals.npz").touch()
     again = run_signals(run, progress=False)
