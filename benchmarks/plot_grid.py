@@ -24,11 +24,18 @@ from pathlib import Path
 ORDER = {"baseline": 0, "eac": 1, "rul": 2, "dmue": 3, "lanet": 4, "ldlva": 5}
 
 
-def table(runs: list[dict]) -> str:
+def table(runs: list[dict], expected: list[tuple[str, str]] = ()) -> str:
+    """The markdown table of ``runs``; ``expected`` (method, setting) cells without a run get a
+    "not yet run" row."""
+    have = {(r["method"], r["setting"]) for r in runs}
+    missing = [{"method": m, "setting": s, "seed": 0, "missing": True} for m, s in expected if (m, s) not in have]
     lines = ["| label setting | method | last | mean last 5 | test @ best val (epoch) | best test (flagged) "
              "| last, dedup test | flipped labels memorised | train time |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["setting"], ORDER.get(r["method"], 9), r["seed"])):
+    for r in sorted([*runs, *missing], key=lambda r: (r["setting"], ORDER.get(r["method"], 9), r["seed"])):
+        if r.get("missing"):
+            lines.append(f"| {r['setting']} | {r['method']} | not yet run |" + " |" * 6)
+            continue
         p, fit = r["protocol"], r.get("train_fit") or {}
         m = fit.get("memorised_flipped")
         mem = f"{m:.3f}" if m is not None and not math.isnan(m) else "- (no flipped labels)"
@@ -80,9 +87,13 @@ def main(argv=None) -> int:
     ap.add_argument("--results", required=True, help="a run_grid.py results JSON")
     ap.add_argument("--figures", metavar="OUT", help="also draw the curves and accuracy-vs-noise figures into OUT")
     ap.add_argument("--seed", type=int, default=0, help="the seed whose runs the curves show (default 0)")
+    ap.add_argument("--cells", nargs=2, metavar=("METHODS", "SETTINGS"),
+                    help="comma-separated methods and settings the table should have: cells without a run are "
+                         "listed as not yet run (e.g. baseline,eac,rul sym30,fer2013)")
     args = ap.parse_args(argv)
     grid = json.loads(Path(args.results).read_text())
-    print(table(grid["runs"]))
+    expected = [(m, s) for s in args.cells[1].split(",") for m in args.cells[0].split(",")] if args.cells else []
+    print(table(grid["runs"], expected))
     if args.figures:
         grid["results_file"] = args.results
         command = " ".join(["python", "benchmarks/plot_grid.py", *(sys.argv[1:] if argv is None else argv)])

@@ -42,3 +42,13 @@ def test_figures_from_the_json_name_the_runs_they_show(tmp_path, capsys):
     for entry in manifest.values():
         assert entry["results"] == str(results) and "--figures" in entry["command"]
         assert all(Path(f).stat().st_size > 1000 for f in entry["files"])
+
+
+def test_cells_without_a_run_are_listed_as_not_yet_run():
+    run = {"method": "baseline", "setting": "sym30", "seed": 0, "train_time_s": 60.0,
+           "protocol": {"last": 0.5, "mean_last_k": 0.5, "best_val": 0.5, "best_val_epoch": 1,
+                        "best_test": {"value": 0.5, "epoch": 1}}}
+    lines = plot_grid.table([run], [("baseline", "sym30"), ("eac", "sym30"), ("eac", "fer2013")]).splitlines()
+    assert len(lines) == 5
+    assert lines[2].startswith("| fer2013 | eac | not yet run |") and lines[2].count("|") == lines[0].count("|")
+    assert lines[3].startswith("| sym30 | baseline | 50.00 |") and lines[4].startswith("| sym30 | eac | not yet run")
