@@ -89,9 +89,9 @@ def main(argv=None) -> int:
                 curves.setdefault(prec, []).append(val)
                 saved = yaml.safe_load(config)
                 resolved = {k: saved[k] for k in ("amp", "channels_last")}
+                # no times: the pilots share the cores with other work; speed is throughput.py's
                 runs.append({"preset": preset, "seed": seed, "precision": prec, "resolved": resolved,
-                             "val_acc": val, "epoch_time_s": [h["time_s"] for h in history],
-                             "images_per_s": [h.get("images_per_s") for h in history]})
+                             "val_acc": val, "train_loss": [h["loss"] for h in history]})
                 print(f"{preset} seed {seed} {prec} ({resolved}): val {' '.join(f'{v:.4f}' for v in val)} "
                       f"[{time.time() - t0:.0f} s]", flush=True)
         presets[preset] = summarise(curves)
