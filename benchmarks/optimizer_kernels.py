@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import in_fresh_process, machine_and_versions, make_optimizer, median, setup, train_step
 
 from ferlab.engine.config import TrainConfig
-from ferlab.engine.trainer import amp_dtype, resolve_device
+from ferlab.engine.precision import amp_dtype
+from ferlab.engine.trainer import resolve_device
 
 KERNELS = ("loop", "fused")
 
@@ -33,7 +34,7 @@ def compare(method_name: str, backbone: str, size: int, batch: int, steps: int, 
             device: torch.device) -> dict:
     method, train_set = setup(method_name, backbone, size, batch, device, device.type == "cuda")
     opts = {k: make_optimizer(method, k) for k in KERNELS}
-    amp = amp_dtype(TrainConfig(), device)
+    amp = amp_dtype(TrainConfig().amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     times = {k: {"step": [], "optimizer": []} for k in KERNELS}
     for i in range(warmup + steps):

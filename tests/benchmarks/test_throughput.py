@@ -19,12 +19,12 @@ def load(name):
 
 def test_bench_counts_the_step_and_writes_a_table():
     throughput = load("throughput")
-    r = throughput.bench("eac", "resnet10", 32, 8, steps=2, warmup=1, device=torch.device("cpu"), channels_last=False)
+    r = throughput.bench("eac", "resnet10", 32, 8, steps=2, warmup=1, device=torch.device("cpu"), precision="fp32")
     assert r["optimizer"] == "adam (fused)"
     assert r["images_per_s"] == 8 / r["median_step_s"]
     # EAC's step is two forward/backward passes of the same network: its FLOPs are about twice the baseline's
     base = throughput.bench("baseline", "resnet10", 32, 8, steps=2, warmup=1, device=torch.device("cpu"),
-                            channels_last=False)
+                            precision="fp32")
     assert 1.8 < r["step_flops"] / base["step_flops"] < 2.2
     assert 0 < r["peak_rss_mib"] < 64 * 1024
     base["step_time_vs_baseline"], r["step_time_vs_baseline"] = None, 2.0
@@ -56,7 +56,7 @@ def test_bench_measures_another_backbone_with_its_weights_and_options():
     assert len(method.backbone.stages) == 3
     torch.testing.assert_close(method.backbone.layer2[0].conv1.weight, ref.layer2[0].conv1.weight)  # the face weights
     r = throughput.bench("baseline", "dlib_resnet29", 31, 8, steps=1, warmup=0, device=torch.device("cpu"),
-                         channels_last=False, weights="dlib", backbone_args={"out_stage": 3})
+                         precision="fp32", weights="dlib", backbone_args={"out_stage": 3})
     assert (r["backbone"], r["weights"], r["backbone_args"], r["input_size"]) == ("dlib_resnet29", "dlib",
                                                                                   {"out_stage": 3}, 31)
     assert r["step_flops"] > 0 and r["images_per_s"] == 8 / r["median_step_s"]
