@@ -49,11 +49,11 @@ from ferlab.engine.config import TrainConfig
 from ferlab.engine.optim import build_optimizer
 from ferlab.engine.precision import amp_dtype, cpu_isa, cpu_native_bf16, use_channels_last
 from ferlab.engine.trainer import resolve_device
+from ferlab.methods import build_method
+from ferlab.models import create_backbone
 
 #: --precisions: name -> (amp, channels_last) settings of the trainer
 PRECISIONS = {"fp32": ("off", "off"), "auto": ("auto", "auto"), "bf16": ("bf16", "auto")}
-from ferlab.methods import build_method
-from ferlab.models import create_backbone
 
 
 def peak_rss_mib() -> float:
@@ -334,8 +334,8 @@ def main(argv=None) -> int:
                     help="optimizer kernel (loop = torch's CPU default before ferlab chose fused; the file name "
                          "gets a -<impl> suffix unless auto)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    ap.add_argument("--suffix", default="", help="appended to the result file's name (e.g. a variant of the machine: "
-                                                 "no-native-bf16 with FERLAB_CPU_BF16=0)")
+    ap.add_argument("--suffix", default="",
+                    help="appended to the result file's name (e.g. no-native-bf16 with FERLAB_CPU_BF16=0)")
     ap.add_argument("--table", metavar="JSON", help="only print the markdown table of an existing result file")
     args = ap.parse_args(argv)
     if args.table:
@@ -388,12 +388,14 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "throughput", "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         **machine_and_versions(device),
-        "peak": peaks["fp32"], "peaks": peaks, "env": {k: os.environ.get(k) for k in ("FERLAB_CPU_BF16", "OMP_NUM_THREADS")},
+        "peak": peaks["fp32"], "peaks": peaks,
+        "env": {k: os.environ.get(k) for k in ("FERLAB_CPU_BF16", "OMP_NUM_THREADS")},
         "results": rows,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = ("" if args.optimizer_impl == "auto" else f"-{args.optimizer_impl}") + (f"-{args.suffix}" if args.suffix else "")
+    suffix = "" if args.optimizer_impl == "auto" else f"-{args.optimizer_impl}"
+    suffix += f"-{args.suffix}" if args.suffix else ""
     path = out / f"throughput-{device.type}{backbone_suffix(args.backbone, backbone_args)}{suffix}.json"
     path.write_text(json.dumps(result, indent=2))
     print(markdown_table(result))

@@ -39,7 +39,7 @@ def cpu_native_bf16() -> bool:
 
 
 def cpu_isa() -> str:
-    """The vector instruction sets of this CPU that matter for training speed, e.g. ``AVX512, AVX512-BF16, AMX-BF16``."""
+    """The CPU's vector instruction sets that matter for training speed, e.g. ``AVX512, AVX512-BF16, AMX-BF16``."""
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     names = [("avx2", "AVX2"), ("avx512_f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"),
              ("avx512_fp16", "AVX512-FP16"), ("amx_fp16", "AMX-FP16")]
