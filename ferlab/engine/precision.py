@@ -104,7 +104,7 @@ def describe_precision(device: torch.device | str, dtype: torch.dtype | None, ch
 
 def set_deterministic(on: bool) -> None:
     """PyTorch's deterministic algorithms (``on``) without its filling of uninitialised memory: the fill
-    (NaN into every new tensor, a debugging aid) costs 3-8% of a CPU step, and runs with and without it
+    (NaN into every new tensor, a debugging aid) costs a few percent of a CPU step, and runs with and without it
     are bit-identical (``tests/engine/test_precision.py``)."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
