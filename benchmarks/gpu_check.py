@@ -683,13 +683,16 @@ def main(argv=None) -> int:
         ap.error(f"--steps {s['steps']}: give at least 8 (the first quarter of the steps is compared with the last)")
     if s["batch_size"] < 1 or s["repeat"] < 1 or s["images"] % s["repeat"]:
         ap.error(f"--batch-size {s['batch_size']} --repeat {s['repeat']}: the repeat must divide steps x batch size")
-    threads = torch.get_num_threads()
+    from ferlab.data import registry
+    threads, synthetic = torch.get_num_threads(), registry.DATASETS["synthetic"]
     if args.dry:          # tiny tensors: one thread, which also keeps a busy machine's cores free
         torch.set_num_threads(1)
     try:
         return check(args)
-    finally:
+    finally:              # the check shares its rendered faces through the registry: give it back as it was
         torch.set_num_threads(threads)
+        registry.DATASETS["synthetic"] = synthetic
+        FACES.clear()
 
 
 if __name__ == "__main__":

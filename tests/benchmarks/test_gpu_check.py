@@ -40,7 +40,11 @@ def test_dry_check_runs_every_variant_and_writes_the_json(tmp_path, capsys):
     channels_last, cache gpu (the RAM cache on the CPU), torchrun --nproc_per_node=1."""
     gpu_check = load()
     out = tmp_path / "check.json"
+    from ferlab.data import registry
+    synthetic = registry.DATASETS["synthetic"]
     rc = gpu_check.main(["--dry", "--methods", "baseline", "rul", "--out", str(out)])
+    # the check shares its faces through the registry while it runs, and leaves it as it found it
+    assert registry.DATASETS["synthetic"] is synthetic
     printed = capsys.readouterr().out
     r = json.loads(out.read_text())
     assert rc == 0, printed
