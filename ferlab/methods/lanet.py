@@ -222,7 +222,8 @@ class LANet(Method):
         v_all, _ = gather_cat_with_grad(out["v"])
         logits_all, _ = gather_cat_with_grad(logits)
         idx_all = gather_cat(idx)
-        t = self.lde(u_all, v_all, F.softmax(logits_all.float(), 1))
+        with torch.autocast(u_all.device.type, enabled=False):   # label distributions in float32 under any amp
+            t = self.lde(u_all.float(), v_all.float(), F.softmax(logits_all.float(), 1))
         rows = self.bank[idx_all]
         target = (self.m * rows + (1 - self.m) * t)[lo:lo + len(y)]
         with torch.no_grad():
