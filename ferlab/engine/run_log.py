@@ -38,6 +38,21 @@ def metrics_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
+def format_lr(lr: float) -> str:
+    """A learning rate as the epoch line prints it: ``0.1000`` from 1e-3 up (and 0), ``3.0e-05``
+    below (four decimals would print ``0.0000`` for a fine-tuning rate such as 3e-5)."""
+    return f"{lr:.1e}" if 0 < abs(lr) < 1e-3 else f"{lr:.4f}"
+
+
+def format_epoch_line(row: dict) -> str:
+    """The line printed at the end of an epoch: ``key value`` pairs of ``row`` joined by `` | ``,
+    floats to four decimals, the learning rate by :func:`format_lr`, ``train_fit`` left out
+    (it is in the logs)."""
+    return " | ".join(f"{k} {format_lr(v)}" if k == "lr" and isinstance(v, float)
+                      else f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in row.items() if k != "train_fit")
+
+
 class RunLog:
     """Writes one epoch row to every log of a run directory (main process only).
 
@@ -66,6 +81,8 @@ class RunLog:
             stale.unlink(missing_ok=True)
 
     def append(self, row: dict, history: list[dict]) -> None:
+        """Log the epoch ``row``: a line of ``metrics.jsonl``, ``metrics.csv`` rewritten from
+        ``history`` (which ends with ``row``), its finite numbers to TensorBoard when enabled."""
         append_text(self.run_dir / "metrics.jsonl", json.dumps(row) + "\n")
         write_text_atomic(metrics_csv(history), self.run_dir / "metrics.csv")
         if self.writer is not None:
@@ -75,6 +92,7 @@ class RunLog:
             self.writer.flush()
 
     def close(self) -> None:
+        """Flush and close the TensorBoard writer (if any); the JSON and CSV files need no closing."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -46,7 +46,7 @@ from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
 from .run_lock import RunLock, check_free, describe
-from .run_log import RunLog
+from .run_log import RunLog, format_epoch_line
 from .run_model import load_run_method, method_from_state, resolve_device, run_classes  # noqa: F401 (re-export)
 
 
@@ -531,8 +531,7 @@ class Trainer:
 
                 def log_epoch(row=row):
                     run_log.append(row, self.history)
-                    self.log(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in row.items() if k != "train_fit"))
+                    self.log(format_epoch_line(row))
                 self._on_rank0(log_epoch)
                 stop, _ = self.agree(self.stops.signum, False)    # noted during the evaluation
                 if stop:
