@@ -495,7 +495,7 @@ def check(args) -> int:
     s = settings(args)
     device = resolve_device(s["device"])
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"gpu_check: --device {s['device']}: CUDA is not available here (torch {torch.__version__}); "
+        print(f"gpu_check: --device {s['device']}: CUDA is not available (torch {torch.__version__}); "
               f"--dry runs the check on the CPU", file=sys.stderr)
         return 2
     variants = list(args.variants)

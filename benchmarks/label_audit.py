@@ -15,7 +15,7 @@ the majority), it scores:
 - the rank average of the runs' own signals (``ferlab.audit.ranking``);
 - cleanlab: ``find_label_issues`` on K-fold out-of-sample probabilities of the baseline's config
   (fold runs ``<runs>/baseline-<setting>-s<seed>-fold<i>of<K>``, trained by
-  ``ferlab audit --cleanlab <runs>/baseline-<setting>-s<seed> --folds K``, or here with ``--train-folds``),
+  ``ferlab audit --cleanlab <runs>/baseline-<setting>-s<seed> --folds K``, or by this script with ``--train-folds``),
   ranked flagged-first then by 1 - p(given label); and 1 - p(given label) of those probabilities alone.
 
 Every scored run leaves its per-image signals (and cleanlab its out-of-sample probabilities) in an archive
@@ -158,7 +158,7 @@ def archive_read(archive: Path, name: str):
 
 
 def config_of(meta: dict) -> TrainConfig:
-    """The archived run's config, for rebuilding its training labels: this machine's data root, and
+    """The archived run's config, for rebuilding its training labels: the local data root, and
     no training-split side files (a landmark file does not change the labels)."""
     cfg = TrainConfig.from_dict(meta["config"])
     args = {k: v for k, v in cfg.dataset_args.items() if k != "landmarks"}
@@ -180,7 +180,7 @@ def archived_target(archive: Path, name: str, meta: dict) -> dict:
     target = train_target(config_of(meta))
     if target["digest"] != meta["labels_sha256"]:
         raise SystemExit(f"{archive}/{name}.json: archived for other training labels than its config rebuilds "
-                         f"here (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
+                         f"from the local data (sha256 {meta['labels_sha256'][:12]} vs {target['digest'][:12]})")
     return target
 
 
@@ -386,7 +386,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed of the runs (the -s<seed> suffix)")
     ap.add_argument("--folds", type=int, default=5, help="K of cleanlab's cross-validation")
     ap.add_argument("--fold-seed", type=int, default=0, help="seed of the stratified fold split")
-    ap.add_argument("--train-folds", action="store_true", help="train missing fold runs here (resumable)")
+    ap.add_argument("--train-folds", action="store_true", help="train the missing fold runs (resumable)")
     ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000], help="k of precision at k")
     ap.add_argument("--device", default="cpu", help="device for scoring runs and training folds (cpu, cuda, ...)")
     ap.add_argument("--archive", default=str(ARCHIVE),

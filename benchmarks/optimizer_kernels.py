@@ -1,13 +1,13 @@
-"""Before/after of ferlab's optimizer choice: Adam's per-tensor ``loop`` kernel (torch's CPU
-default) against the ``fused`` kernel that ``optimizer_impl: auto`` now picks, in every method's
+"""The two Adam kernels on the CPU: Adam's per-tensor ``loop`` kernel (torch's CPU
+default) against the ``fused`` kernel that ``optimizer_impl: auto`` picks, in every method's
 training step.
 
 Usage:  python benchmarks/optimizer_kernels.py [--methods ...] [--sizes 48 112] [--steps 12] [--device cpu]
 
 The two kernels are timed **interleaved in one process** (step with one, step with the other,
 order alternating), each with its own Adam state over the same model, so that a machine whose
-speed drifts between runs (this VM's 4096^2 matmul measured 94 to 180 GFLOP/s minutes apart)
-slows both alike. Writes ``optimizer-kernels-<device>.json``: per method and size the median
+speed drifts between runs (a shared virtual machine's large matmul can run at half its best speed a few
+minutes later) slows both alike. Writes ``optimizer-kernels-<device>.json``: per method and size the median
 optimizer-step time and whole-step time of each kernel and the speed-up.
 """
 from __future__ import annotations

@@ -354,8 +354,8 @@ def main(argv=None) -> int:
     for name, peak in peaks.items():
         print(f"peak {name} {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['kernel']}; "
               + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peak["kernels_flops_per_s"].items()) + ")", flush=True)
-    # repeats go round-robin over sizes and methods, so that a drift in the machine's speed (this VM
-    # varies by tens of percent over minutes) spreads over all methods instead of biasing one
+    # repeats go round-robin over sizes and methods, so that a drift in the machine's speed (a shared
+    # virtual machine can vary by tens of percent over minutes) spreads over all methods instead of biasing one
     reps: dict[tuple[int, str, str], list[dict]] = {}
     for rep in range(args.repeats):
         for size in args.sizes:

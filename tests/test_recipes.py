@@ -30,7 +30,7 @@ def test_ferplus_cpu_presets_share_everything_but_the_method():
         cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "recipes" / method / "ferplus.yaml", "cpu")
         cfg.dataset_args.pop("landmarks", None)          # LA-Net's training-only landmark file
         cfgs.append(cfg.resolved(method_class(method).defaults))
-    family = {"adam_keras": "adam"}      # LDLVA trains with Keras' Adam, its official update (issue 16)
+    family = {"adam_keras": "adam"}      # LDLVA trains with Keras' Adam, its official update
     for key in keys:
         values = {repr(family.get(v, v) if key == "optimizer" else v) for v in (getattr(c, key) for c in cfgs)}
         assert len(values) == 1, key

@@ -43,11 +43,11 @@ def device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device (auto, cpu, cuda, cuda:N, mps)")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine (use cpu or auto)")
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available (torch sees no CUDA device; use cpu or auto)")
         if index and int(index) >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise argparse.ArgumentTypeError(f"{text!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine")
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available")
     return text
 
 DATASET_FLAGS = {"label_mode": str, "num_classes": int, "image_size": int, "majority_rule": str}

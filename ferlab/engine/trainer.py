@@ -87,7 +87,7 @@ class Trainer:
         seed_everything(self.cfg.seed, self.cfg.deterministic)
         self.amp = amp_dtype(self.cfg.amp, self.device)
         self.channels_last = use_channels_last(self.cfg.channels_last, self.device, self.amp)
-        # the run's config records what auto resolved to on this machine
+        # the run's config records what auto resolved to on the computer that runs it
         self.cfg.amp, self.cfg.channels_last = dtype_name(self.amp), "on" if self.channels_last else "off"
         self._build_data()
         self._build_model()
