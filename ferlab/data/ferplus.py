@@ -3,8 +3,8 @@
 Layout::
 
     ROOT/FER2013{Train,Valid,Test}/*.png + label.csv
-    ROOT/fer2013new.csv        (needed for label_mode="fer2013": csv row order)
-    ROOT/fer2013_labels.csv    (or a table with columns row, image_name, fer2013_emotion)
+    ROOT/fer2013_labels.csv    (label_mode="fer2013" only: columns image_name, fer2013_emotion[, status];
+                                the original FER2013 label of each FERPlus image, joined by image name)
 
 ``label.csv`` rows: ``name,"(x, y, w, h)",n0..n9`` -- votes for neutral, happiness,
 surprise, sadness, anger, disgust, fear, contempt, unknown, NF.
