@@ -23,6 +23,8 @@ EVAL_KEYS = ("model", "config", "num_classes")
 
 
 def rng_state() -> dict:
+    """The state of Python's, NumPy's, torch's and (when available) every CUDA device's global
+    random generators, in tensors and plain values that ``torch.load(weights_only=True)`` reads."""
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -36,6 +38,8 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the generators from a :func:`rng_state` dict (the CUDA ones only when CUDA is
+    available here and the state holds them)."""
     v = state["python"]
     random.setstate((v[0], tuple(v[1]), v[2]))
     n = state["numpy"]

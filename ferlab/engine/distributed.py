@@ -14,16 +14,26 @@ from ..collectives import gather_cat, gather_cat_with_grad, in_distributed_run, 
 
 @dataclass
 class DistInfo:
+    """Where this process stands in a torchrun job (defaults: a single process).
+
+    Attributes:
+        rank: Global rank, 0 to ``world_size - 1``.
+        world_size: Number of processes of the job.
+        local_rank: Rank on this host (the CUDA device index under torchrun).
+    """
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that writes files and prints."""
         return self.rank == 0
 
     @property
     def enabled(self) -> bool:
+        """More than one process: the collectives are real."""
         return self.world_size > 1
 
 
@@ -42,6 +52,7 @@ def init_distributed(device: str) -> DistInfo:
 
 
 def all_gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's picklable ``obj``, in rank order (``[obj]`` outside torchrun); every rank must call it."""
     if not info.enabled:
         return [obj]
     out = [None] * info.world_size
@@ -50,11 +61,13 @@ def all_gather_objects(obj, info: DistInfo) -> list:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait until every rank reaches this call (no-op outside torchrun)."""
     if info.enabled:
         dist.barrier()
 
 
 def cleanup(info: DistInfo) -> None:
+    """Destroy the process group of a torchrun job, if one is initialised."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 

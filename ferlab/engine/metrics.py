@@ -14,6 +14,12 @@ def confusion_matrix(labels, preds, num_classes: int) -> np.ndarray:
 
 
 def accuracy(labels, preds) -> float:
+    """Share of ``preds`` equal to ``labels`` over the rows with a label (``labels >= 0``); NaN when none.
+
+    Args:
+        labels: (N,) int class indices, ``-1`` for no label.
+        preds: (N,) int predicted class indices.
+    """
     labels, preds = np.asarray(labels), np.asarray(preds)
     ok = labels >= 0
     return float((labels[ok] == preds[ok]).mean()) if ok.any() else float("nan")
@@ -36,6 +42,17 @@ def noise_detection_auroc(score, flipped) -> float:
 
 
 def classification_report(labels, preds, num_classes: int) -> dict:
+    """Accuracy numbers of ``preds`` against ``labels`` (rows with ``labels < 0`` ignored).
+
+    Args:
+        labels: (N,) int true classes.
+        preds: (N,) int predicted classes.
+        num_classes: C.
+
+    Returns:
+        ``{"acc", "mean_class_acc", "confusion": (C, C) counts as nested lists, rows = true label,
+        "n": labelled rows}``.
+    """
     cm = confusion_matrix(labels, preds, num_classes)
     return {"acc": accuracy(labels, preds), "mean_class_acc": mean_class_accuracy(cm), "confusion": cm.tolist(),
             "n": int((np.asarray(labels) >= 0).sum())}

@@ -43,6 +43,8 @@ class KerasAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter that has a gradient; ``closure`` (optional) recomputes the
+        loss, which is returned."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

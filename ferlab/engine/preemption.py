@@ -37,6 +37,7 @@ REPEAT_WINDOW = 1.0
 
 
 def signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15; ``signal N`` for a number the platform does not name."""
     try:
         return signal.Signals(signum).name
     except ValueError:
@@ -75,6 +76,7 @@ class StopSignals:
 
     @property
     def requested(self) -> bool:
+        """A stop signal has been noted."""
         return self.signum is not None
 
     def __enter__(self) -> StopSignals:  # noqa: PYI034 (Self needs Python 3.11)
@@ -92,6 +94,7 @@ class StopSignals:
         self.restore()
 
     def restore(self) -> None:
+        """Put back the handlers that were in place before ``__enter__``."""
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}

@@ -13,6 +13,19 @@ import numpy as np
 
 
 def summarize(history: list[dict], k: int = 5, key: str = "test_acc") -> dict:
+    """The protocol numbers (module docstring) of the rows of ``history`` that have ``key``.
+
+    Args:
+        history: Per-epoch rows with ``epoch``, ``key`` and, for ``best_val``, ``val_acc``.
+        k: Epochs averaged by ``mean_last_k``.
+        key: The accuracy summarised (``test_acc``; ``val_acc`` for the validation curve).
+
+    Returns:
+        ``{}`` when no row has ``key``; else ``epochs``, ``last``, ``last_epoch``,
+        ``mean_last_<k>`` and ``mean_last_k`` (the same value), ``k``, ``best_val``,
+        ``best_val_epoch`` and ``best_val_val_acc`` (only when every such row has ``val_acc``), and
+        ``best_test`` (``{value, epoch, flag}``).
+    """
     rows = [h for h in history if h.get(key) is not None]
     if not rows:
         return {}

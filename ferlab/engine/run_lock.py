@@ -96,6 +96,13 @@ class RunLock:
         return False
 
     def acquire(self) -> RunLock:
+        """Take the run directory (created if missing) and write this process's record into the
+        lock file; returns ``self``.
+
+        Raises:
+            RunLockedError: A live process holds the directory.
+            UserError: The lock file cannot be created.
+        """
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -133,6 +140,7 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Remove the lock file (if it is still this lock's) and unlock; a no-op when not held."""
         if self.fd is None:
             return
         try:

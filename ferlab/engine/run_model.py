@@ -19,6 +19,7 @@ from .config import TrainConfig
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; any other name as ``torch.device`` reads it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

@@ -51,6 +51,8 @@ from .run_model import load_run_method, method_from_state, resolve_device, run_c
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python's, NumPy's and torch's global generators with ``seed`` and switch PyTorch's
+    deterministic algorithms on or off (:func:`~ferlab.engine.precision.set_deterministic`)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -64,7 +66,46 @@ def steps_per_epoch(n: int, per_rank: int, drop_last: bool) -> int:
 
 
 class Trainer:
-    """Build everything from a :class:`TrainConfig` and run ``fit()``."""
+    """Build everything from a :class:`TrainConfig` and run ``fit()``.
+
+    The constructor validates the config, resolves the method's defaults, checks that the run
+    directory is free (and, with ``resume``, that it has ``checkpoints/last.pt``), seeds, builds the
+    datasets (decoded into memory), the backbone, the method, the optimizer and the schedule;
+    nothing is written into the run directory before :meth:`fit`. Under torchrun each process builds its own ``Trainer``.
+
+    Args:
+        cfg: The run's config (validated in place).
+        resume: Continue the run from ``<run_dir>/checkpoints/last.pt`` in :meth:`fit`.
+
+    Raises:
+        ConfigError: A bad config, or a device that is not there.
+        CheckpointError: ``resume`` without a checkpoint.
+        RunLockedError: Another live process trains in the run directory.
+
+    Attributes:
+        cfg: The resolved config (the method's defaults filled in, ``amp`` and ``channels_last``
+            as resolved on the device).
+        method: The :class:`~ferlab.methods.base.Method` being trained (on ``device``).
+        model: ``method``, or its ``DistributedDataParallel`` wrapper under torchrun.
+        device: The ``torch.device`` the method and batches live on.
+        info: The :class:`~ferlab.engine.distributed.DistInfo` of this process.
+        train_set: The training :class:`~ferlab.data.base.FERDataset` as it trains (noisy labels
+            in ``labels``, the originals in ``clean_labels`` when noise was injected).
+        eval_sets: ``{"val": dataset, "test": dataset}``, the splits the run has, with clean labels.
+        num_classes: C.
+        noise_manifest: What the injected noise did (kind, rate, seed, realised rate, ...), or
+            ``None`` without noise.
+        optimizer: The ``torch.optim.Optimizer`` over ``method.param_groups(cfg.lr)``.
+        scheduler: The learning-rate scheduler.
+        run_dir: ``<out_dir>/<run name>``.
+        ckpt_path: ``<run_dir>/checkpoints/last.pt``.
+        best_path: ``<run_dir>/checkpoints/best.pt``.
+        history: One dict per finished epoch (``epoch``, ``lr``, the method's losses,
+            ``train_acc``, ``time_s``, ``images_per_s``, ``val_acc`` / ``test_acc`` and their
+            ``*_mean_class_acc``, the method's ``epoch_stats``, ``train_fit`` when measured): the
+            rows of ``metrics.jsonl``.
+        global_step: Optimizer steps taken.
+    """
 
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         cfg.validate()
@@ -102,6 +143,7 @@ class Trainer:
 
     # -- construction -----------------------------------------------------------
     def log(self, msg: str) -> None:
+        """Print ``msg`` on rank 0 (through tqdm, so progress bars stay intact)."""
         if self.info.is_main:
             tqdm.write(msg)
 
@@ -200,6 +242,9 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------
     def state_dict(self, epoch: int, step: int) -> dict:
+        """The full checkpoint state at ``step`` steps into epoch ``epoch`` (0-based; ``step`` 0 with
+        ``epoch`` e: e epochs done): model, optimizer, scheduler, gradient scaler, generator states,
+        history, config, classes, image size and the (noisy) training labels."""
         return {"model": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": epoch, "step_in_epoch": step, "global_step": self.global_step, "rng": ckpt.rng_state(),
@@ -272,6 +317,12 @@ class Trainer:
         return "\n".join(lines)
 
     def load(self, path: Path) -> None:
+        """Restore a checkpoint written by :meth:`save` to continue training from its position.
+
+        Raises:
+            CheckpointError: The file cannot be read, or does not fit this run (config, model,
+                training labels).
+        """
         state = ckpt.load_run_state(path, ckpt.RUN_KEYS)
         ckpt.check_resumable(state, path, self.cfg, self.method, self.train_set.labels)
         self.method.load_state_dict(state["model"])
@@ -293,12 +344,16 @@ class Trainer:
 
     # -- loops ------------------------------------------------------------------
     def evaluate(self, split: str) -> dict:
+        """:func:`~ferlab.engine.metrics.classification_report` of the method on ``eval_sets[split]``
+        (``"val"`` or ``"test"``)."""
         ds = self.eval_sets[split]
         preds = predict_dataset(self.method, ds, self.device, self.cfg.eval_batch_size, self.info, self.amp,
                                 self.channels_last, self.cfg.progress, desc=f"eval {split}")
         return classification_report(ds.labels, preds, self.num_classes)
 
     def train_fit(self) -> dict | None:
+        """How the method fits its noisy training set (:func:`~ferlab.engine.metrics.train_fit_report`);
+        ``None`` when the training set has no clean labels to compare with."""
         ds = self.train_set
         if ds.clean_labels is None:
             return None
@@ -375,6 +430,18 @@ class Trainer:
         return merged
 
     def train_epoch(self, epoch: int) -> dict:
+        """Train one epoch (0-based ``epoch``; a resumed run starts inside it at ``start_step``),
+        checkpointing when due or when a stop signal arrives.
+
+        Returns:
+            The epoch's row: the mean over samples of each scalar the method's ``training_step``
+            returns (``loss``, ...), ``train_acc``, ``time_s``, ``images_per_s`` (and
+            ``skipped_batches`` for methods with a batch filter), summed over ranks.
+
+        Raises:
+            TrainingStopped: A stop signal ended the run after checkpointing.
+            TrainingDiverged: The running loss became NaN/inf.
+        """
         cfg = self.cfg
         per_rank = max(1, cfg.batch_size // self.info.world_size)
         order = epoch_order(len(self.train_set), cfg.seed, epoch, self.info.rank, self.info.world_size, cfg.sampler,
@@ -547,6 +614,10 @@ class Trainer:
         return summary
 
     def summarize(self) -> dict:
+        """The run's summary, also written to ``summary.json``: ``run``, ``method``, ``dataset``,
+        ``classes``, ``protocol`` (:func:`~ferlab.engine.protocol.summarize` of the history),
+        ``val`` (last and best validation accuracy, best epoch and checkpoint), ``test_last`` (a
+        test report of the final model), ``train_fit`` and ``noise``."""
         summary = {"run": str(self.run_dir), "method": self.cfg.method, "dataset": self.train_set.name,
                    "classes": list(self.train_set.classes),
                    "protocol": summarize(self.history, self.cfg.mean_last_k)}
