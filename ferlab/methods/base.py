@@ -34,15 +34,23 @@ _METHODS: dict[str, type["Method"]] = {}
 
 
 def register_method(cls):
+    """Class decorator: register a :class:`Method` subclass under its ``name`` (a later class with
+    the same name replaces the earlier one); returns the class unchanged."""
     _METHODS[cls.name] = cls
     return cls
 
 
 def list_methods() -> list[str]:
+    """The registered method names, sorted."""
     return sorted(_METHODS)
 
 
 def method_class(name: str) -> type["Method"]:
+    """The :class:`Method` subclass registered as ``name``.
+
+    Raises:
+        ValueError: No method has that name.
+    """
     if name not in _METHODS:
         raise ValueError(f"unknown method {name!r}; available: {list_methods()}")
     return _METHODS[name]
@@ -55,6 +63,36 @@ def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> "Me
 
 
 class Method(nn.Module):
+    """Base class of every training method: the backbone, heads, losses and batched augmentation.
+
+    The contract the :class:`~ferlab.engine.trainer.Trainer` relies on (module docstring):
+    :meth:`training_step` turns a batch into a loss, :meth:`predict` normalised images into
+    logits; :meth:`setup_train`, :meth:`on_epoch_start`, :meth:`epoch_stats` and
+    :meth:`param_groups` are the hooks around training. A subclass registers itself with
+    :func:`register_method`, sets ``name`` and ``defaults`` and takes its own options
+    (``method_args``) as keyword arguments before ``**kw``.
+
+    Args:
+        backbone: A registered backbone (:mod:`ferlab.models`); methods use it through its stage
+            contract (``forward_features``, ``forward_head``, ``stages``, ...).
+        num_classes: C.
+        input_size: Side of the square network input in pixels.
+        mean: Per-channel normalisation mean of ``[0, 1]`` RGB.
+        std: Per-channel normalisation standard deviation.
+        augment: Options of :func:`ferlab.data.transforms.train_transform` (``None``: its defaults).
+
+    Attributes:
+        name: Registry name (class attribute).
+        defaults: The official training hyperparameters (optimizer, lr, weight decay, schedule,
+            epochs, batch size, augmentation) the trainer uses where the config leaves ``None``;
+            ``by_backbone: {<backbone>: {...}}`` holds values that differ per backbone.
+        per_sample_buffers: Buffers with one row per training sample; loading a checkpoint
+            resizes them to the checkpoint's size.
+        train_transform: Batched training augmentation: uint8 (N, 3, S, S) -> normalised float
+            (N, 3, input_size, input_size).
+        eval_transform: Batched evaluation transform (resize, normalise), same shapes.
+    """
+
     name = "method"
     #: official training hyperparameters (optimizer, lr, schedule, epochs, batch) -- the trainer's defaults;
     #: ``by_backbone: {<backbone>: {...}}`` holds the official values that differ per backbone (EAC's R18 lr)
@@ -73,9 +111,24 @@ class Method(nn.Module):
         self.eval_transform: Callable = T.eval_transform(input_size, mean, std)
 
     def forward(self, batch: dict) -> dict:
+        """:meth:`training_step` (so that ``DistributedDataParallel`` wraps a Method directly)."""
         return self.training_step(batch)
 
     def training_step(self, batch: dict) -> dict:  # pragma: no cover - abstract
+        """The training loss of one batch, augmentation included (called in train mode).
+
+        Args:
+            batch: :meth:`ferlab.data.base.FERDataset.get_batch` on the trainer's device:
+                ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64 (possibly noisy; ``-1`` = no
+                label), ``index`` (B,) int64 row of the training set, and where the dataset has
+                them ``clean_label`` (B,), ``soft_label`` (B, C) float, ``landmarks`` (B, K, 2)
+                float pixel coordinates, ``va`` (B, 2) float.
+
+        Returns:
+            ``loss``: () float tensor to backpropagate; every () tensor returned (``loss`` included)
+            is logged as its epoch mean under its key; optional ``logits`` (B, C) for the training
+            accuracy.
+        """
         raise NotImplementedError
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -146,11 +199,13 @@ class Method(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
     def on_epoch_start(self, epoch: int) -> None:
-        pass
+        """Called before each training epoch with its 0-based number (after a resume too)."""
 
     def epoch_stats(self) -> dict:
         """Method-specific numbers added to the epoch's row of ``metrics.jsonl``."""
         return {}
 
     def param_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups for base learning rate ``lr``: one group of every
+        trainable parameter; methods with several learning rates override it."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

@@ -20,6 +20,12 @@ class Baseline(Method):
         self.label_smoothing = label_smoothing
 
     def training_step(self, batch):
+        """Cross-entropy (with ``label_smoothing``) of the augmented ``image`` (B, 3, S, S) uint8
+        against ``label`` (B,).
+
+        Returns:
+            ``loss`` and ``ce`` (both the cross-entropy, ()), ``logits`` (B, C).
+        """
         x = self.train_transform(batch["image"])
         logits = self.predict(x)
         ce = F.cross_entropy(logits.float(), batch["label"], ignore_index=-1, label_smoothing=self.label_smoothing)

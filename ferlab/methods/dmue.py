@@ -124,6 +124,8 @@ class DMUE(Method):
 
     @property
     def find_unused_parameters(self) -> bool:
+        """Whether DDP must look for parameters without a gradient: only without the batch filter
+        (``min_per_class`` 0), where a batch can lack a class and its auxiliary branch sits out."""
         return self.min_per_class == 0      # without the filter a branch can miss a step
 
     # -- building blocks ----------------------------------------------------------
@@ -154,12 +156,18 @@ class DMUE(Method):
 
     # -- contract -----------------------------------------------------------------
     def setup_train(self, train_set) -> None:
+        """Size the confidence bank to the training set: (N,) NaN (no sample seen yet)."""
         self.confidence_bank = torch.full((len(train_set),), float("nan"), device=self.classifier.weight.device)
 
     def on_epoch_start(self, epoch: int) -> None:
+        """Note the epoch (the ramp-up / ramp-down weights depend on it)."""
         self.epoch = epoch
 
     def param_groups(self, lr: float) -> list[dict]:
+        """Two groups with the official piecewise tables (``scheduler: piecewise``): the backbone
+        and auxiliary stages at ``lr`` (:data:`BASE_SCHEDULE`), the classifiers, confidence MLP and
+        BN-necks at ``lr * classifier_lr_mult`` (:data:`CLASSIFIER_SCHEDULE`); frozen parameters
+        are left out."""
         heads = [*self.aux_classifiers.parameters(), *self.classifier.parameters(),
                  *self.confidence_head.parameters(), *self.necks.parameters()]
         head_ids = {id(p) for p in heads}
@@ -230,12 +238,30 @@ class DMUE(Method):
         return net.eval()
 
     def epoch_stats(self) -> dict:
+        """``ramp_up`` and ``ramp_down`` weights of the epoch, ``confidence_mean`` over the samples
+        seen so far (confidence bank)."""
         seen = self.confidence_bank[~torch.isnan(self.confidence_bank)]
         return {"ramp_up": ramp_up(self.epoch, self.ramp_a), "ramp_down": ramp_down(self.epoch, self.ramp_a),
                 "confidence_mean": float(seen.mean()) if len(seen) else float("nan")}
 
     # -- training -------------------------------------------------------------------
     def training_step(self, batch):
+        """DMUE's loss: ramp_up * (wce + soft_weight * soft + sp_weight * sp) + ramp_down * aux_ce.
+
+        ``aux_ce``: each auxiliary branch's cross-entropy over the other C - 1 classes on the
+        samples not labelled with its class (mean over branches); ``wce``: cross-entropy of the
+        target logits scaled by the per-sample confidence; ``soft``: the target branch against the
+        latent label distribution mined by the auxiliary branches; ``sp``: the similarity-preserving
+        loss between auxiliary and target branches. Each sample's confidence goes to the bank.
+
+        Args:
+            batch: ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64 (every sample labelled),
+                ``index`` (B,) int64.
+
+        Returns:
+            ``loss``, ``wce``, ``soft``, ``sp``, ``aux_ce``, ``confidence`` (batch mean), all (),
+            and the target branch's ``logits`` (B, C).
+        """
         x = self.train_transform(batch["image"])
         y = batch["label"]
         C = self.num_classes

@@ -69,6 +69,15 @@ class EAC(Method):
         return class_activation_maps(f, self.backbone.fc.weight), self.backbone.forward_head(f)
 
     def training_step(self, batch):
+        """Cross-entropy on view 1 plus ``lam`` times the flip attention consistency of the two views.
+
+        Args:
+            batch: ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64.
+
+        Returns:
+            ``loss`` (ce + lam * consistency), ``ce``, ``consistency`` (all ()) and ``logits``
+            (B, C) of view 1.
+        """
         x1, x2 = self.views(batch["image"])
         if self.single_pass:
             maps, logits = self._maps_and_logits(torch.cat([x1, x2]))

@@ -85,6 +85,8 @@ class LandmarkBranch(nn.Module):
         return F.interpolate(p, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
     def forward(self, f1: torch.Tensor):
+        """The first stage's map f1 (B, c1, h1, w1) -> (heatmaps (B, K, h1, w1), v (B, c1): the
+        global average of the finest FPN level)."""
         c = [f1]                                                  # C1 .. Cn (ResNet: layer1 .. layer4 maps)
         for name in self.stage_names:
             c.append(getattr(self, name)(c[-1]))
@@ -110,6 +112,8 @@ class LANetEncoder(nn.Module):
         self.proj_u, self.proj_v = _mlp(d, c1), _mlp(c1, c1)
 
     def forward(self, x: torch.Tensor) -> dict:
+        """Normalised images (B, 3, H, W) -> ``logits`` (B, C), expression features ``u`` (B, D),
+        landmark features ``v`` (B, c1), ``heatmaps`` (B, K, h1, w1)."""
         b = self.backbone
         f1 = b.forward_stages(b.forward_stem(x), 0, 1)                 # the first stage's map
         u = b.forward_head(b.forward_stages(f1, 1), pre_logits=True)
@@ -117,6 +121,7 @@ class LANetEncoder(nn.Module):
         return {"logits": b.fc(b.drop(u)), "u": u, "v": v, "heatmaps": heat}
 
     def project(self, u, v):
+        """u (B, D), v (B, c1) -> their projections g_u(u), g_v(v), each (B, c1) and L2-normalised."""
         return F.normalize(self.proj_u(u), dim=1), F.normalize(self.proj_v(v), dim=1)
 
 
@@ -178,6 +183,12 @@ class LANet(Method):
 
     # -- setup ------------------------------------------------------------------------------------
     def setup_train(self, train_set) -> None:
+        """Check the training set's landmarks (present, ``num_landmarks`` per image) and start the
+        label-distribution bank (N, C) at the one-hot training labels.
+
+        Raises:
+            ValueError: No landmarks, or another number of them.
+        """
         if train_set.landmarks is None:
             raise ValueError(f"LA-Net needs landmarks on the training set {train_set.name}: make a file with "
                              f"`ferlab landmarks` and pass dataset_args.landmarks=FILE")
@@ -201,6 +212,7 @@ class LANet(Method):
         return {"1-mass": (1 - self.bank.gather(1, y[:, None])[:, 0]).cpu().numpy()}
 
     def epoch_stats(self) -> dict:
+        """``queue_filled``: the share of the contrastive queue holding keys (not initial entries)."""
         return {"queue_filled": float((self.queue_labels != EMPTY_LABEL).float().mean())}
 
     # -- training ---------------------------------------------------------------------------------
@@ -213,6 +225,22 @@ class LANet(Method):
             bk.copy_(bq)
 
     def training_step(self, batch):
+        """LA-Net's loss: ce + landmark_weight * landmarks + kl_weight * kl + contrastive_weight * el.
+
+        The label distribution of every sample is estimated from its neighbours in the global
+        batch and averaged into the bank (``kl``: KL of the target to the prediction);
+        ``landmarks``: the weighted Adaptive Wing loss of the heatmaps; ``el``: the
+        expression-landmark contrast against the momentum encoder's keys and queues (both are
+        updated here).
+
+        Args:
+            batch: ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64, ``index`` (B,) int64,
+                ``landmarks`` (B, K, 2) float pixel coordinates of ``image``.
+
+        Returns:
+            ``loss``, ``ce``, ``landmarks``, ``kl``, ``el``, ``confident`` (share of the batch with
+            a confident pseudo label), all (), and ``logits`` (B, C).
+        """
         y, idx = batch["label"], batch["index"]
         x, points = self.landmark_transform(batch["image"], batch["landmarks"])
         out = self.query(x)

@@ -124,6 +124,7 @@ class LDLVA(Method):
         return {"1-lambda": (1 - self.certainty()).cpu().numpy()}
 
     def epoch_stats(self) -> dict:
+        """``lambda_mean``: the mean certainty lambda over the training set."""
         lam = self.certainty()
         return {"lambda_mean": float(lam.mean()) if len(lam) else float("nan")}
 
@@ -156,6 +157,22 @@ class LDLVA(Method):
         return torch.cat([self.features(tail(c)) for c in x.split(n)])
 
     def training_step(self, batch):
+        """LDLVA's loss cls + gamma * dcm; also steps lambda_hat (sparse SGD) and the class centres.
+
+        The K neighbours of each sample are read from the training set and run without gradient;
+        their predictions, weighted by the fixed similarity and the SimNet calibration, give the
+        neighbour distribution ld. ``cls``: soft cross-entropy against
+        lambda onehot(y) + (1 - lambda) ld (class-weighted with ``class_weights: balanced``);
+        ``dcm``: the discriminative centre loss of the batch and neighbour features.
+
+        Args:
+            batch: ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64, ``index`` (B,) int64 (rows
+                of the training set given to :meth:`setup_train`).
+
+        Returns:
+            ``loss``, ``cls``, ``dcm``, ``lambda`` (batch mean certainty), ``calibration`` (mean
+            c_ij), all (), and ``logits`` (B, C).
+        """
         y, idx = batch["label"], batch["index"]
         B, K, C = len(y), self.k, self.num_classes
         nidx = self.knn[idx]                                                       # (B, K)

@@ -70,13 +70,16 @@ class RUL(Method):
 
     # -- contract ---------------------------------------------------------------
     def setup_train(self, train_set) -> None:
+        """With ``relabel``: the current targets start as the training labels (N,)."""
         if self.relabel:
             self.targets = torch.as_tensor(train_set.labels, dtype=torch.long, device=self.fc.weight.device).clone()
 
     def on_epoch_start(self, epoch: int) -> None:
+        """Note the epoch (relabelling starts at ``relabel_start_epoch``)."""
         self.epoch = epoch
 
     def param_groups(self, lr: float) -> list[dict]:
+        """Two groups: everything but the classifier at ``lr``, the classifier at ``lr * fc_lr_mult``."""
         fc = set(id(p) for p in self.fc.parameters())
         return [{"params": [p for p in self.parameters() if id(p) not in fc], "lr": lr},
                 {"params": list(self.fc.parameters()), "lr": lr * self.fc_lr_mult}]
@@ -94,6 +97,7 @@ class RUL(Method):
         return sample_uncertainty(self.log_var_head(self.backbone.forward_features(images))).squeeze(1)
 
     def noise_scores(self, dataset, device, batch_size: int = 256) -> dict:
+        """``{"uncertainty": (N,) float}``: :meth:`uncertainty` of every sample (eval transform)."""
         import numpy as np
         out = [self.uncertainty(self.prepare(dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))["image"]
                                              .to(device))).float().cpu() for lo in range(0, len(dataset), batch_size)]
@@ -101,6 +105,17 @@ class RUL(Method):
 
     # -- training ---------------------------------------------------------------
     def training_step(self, batch):
+        """Uncertainty mixup of ``mu`` with a random permutation of the batch and the add-up loss of
+        the mixture against both labels; with ``relabel`` the labels are the current targets, and
+        from ``relabel_start_epoch`` on SCN's relabelling updates them.
+
+        Args:
+            batch: ``image`` (B, 3, S, S) uint8, ``label`` (B,) int64, ``index`` (B,) int64.
+
+        Returns:
+            ``loss`` and ``add_up`` (the add-up loss, ()), ``uncertainty`` (() batch mean of the
+            sample uncertainty), ``logits`` (B, C) of the mixed features.
+        """
         x = self.train_transform(batch["image"])
         y = batch["label"]
         if self.relabel:
@@ -120,6 +135,7 @@ class RUL(Method):
         return out
 
     def epoch_stats(self) -> dict:
+        """With ``relabel``: ``relabelled_total``, label changes so far; else nothing."""
         return {"relabelled_total": int(self.relabelled)} if self.relabel else {}
 
     @torch.no_grad()
