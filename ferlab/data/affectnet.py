@@ -22,6 +22,22 @@ COLUMNS = ("subDirectory_filePath", "expression", "valence", "arousal")
 
 def affectnet(root: str | Path, split: str = "train", num_classes: int = 8, image_dir: str = "Manually_Annotated_Images",
               image_size: int = 112, on_bad_image: str = "error") -> FERDataset:
+    """AffectNet's manually annotated ``train`` (``training.csv``) or ``val`` (``validation.csv``) split.
+
+    Args:
+        root: Folder with the two csv files and ``image_dir``.
+        split: ``train`` or ``val``.
+        num_classes: 8 (with contempt) or 7 (contempt rows dropped).
+        image_dir: Image folder under ``root``.
+        image_size: Side of the cached square uint8 images.
+        on_bad_image: ``error`` or ``skip`` (see :class:`~ferlab.data.base.FERDataset`).
+
+    Returns:
+        A :class:`~ferlab.data.base.FERDataset` with ``va`` (N, 2) float valence and arousal.
+
+    Raises:
+        DatasetError: A missing file, column or image, or a value out of range (naming the line).
+    """
     root = Path(root)
     if split not in CSV:
         raise DatasetError(f"AffectNet split must be one of {', '.join(sorted(CSV))}, got {split!r}")

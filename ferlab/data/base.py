@@ -134,12 +134,15 @@ class FERDataset(torch.utils.data.Dataset):
     # -- access ---------------------------------------------------------------
     @property
     def num_classes(self) -> int:
+        """C, the number of class names."""
         return len(self.classes)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def keys(self) -> list[str]:
+        """The keys of a sample / batch: ``image``, ``label``, ``index`` and the optional
+        annotations this dataset has."""
         attrs = {"clean_label": self.clean_labels, "soft_label": self.soft_labels,
                  "landmarks": self.landmarks, "va": self.va}
         return ["image", "label", "index"] + [k for k, v in attrs.items() if v is not None]
@@ -162,6 +165,7 @@ class FERDataset(torch.utils.data.Dataset):
         return batch
 
     def preload(self, threads: int = 4, progress: bool = True) -> "FERDataset":
+        """Decode every image into the cache now (``threads`` threads, a progress bar); returns ``self``."""
         self.cache.preload(threads, progress, desc=f"decoding {self.name}")
         return self
 
@@ -193,6 +197,7 @@ class FERDataset(torch.utils.data.Dataset):
         return out
 
     def class_counts(self, labels=None) -> np.ndarray:
+        """(C,) number of samples per class of ``labels`` (default: the training labels); ``-1`` is not counted."""
         lab = self.labels if labels is None else np.asarray(labels)
         return np.bincount(lab[lab >= 0], minlength=self.num_classes)
 

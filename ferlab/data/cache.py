@@ -16,6 +16,16 @@ from tqdm.auto import tqdm
 
 
 class ImageCache:
+    """The decoded images of a dataset: ``images`` (N, channels, size, size) uint8 and a ``filled``
+    (N,) bool mask of the rows decoded so far.
+
+    Args:
+        n: Number of images N.
+        size: Side S of the square images.
+        decode: ``decode(i)`` returns image ``i`` as a uint8 (size, size, channels) array.
+        channels: Channels per image.
+    """
+
     def __init__(self, n: int, size: int, decode: Callable[[int], np.ndarray], channels: int = 3):
         """``decode(i)`` returns image ``i`` as a uint8 ``(size, size, channels)`` array."""
         self.decode = decode
@@ -27,10 +37,12 @@ class ImageCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the image tensor takes (N * channels * S * S)."""
         return self.images.numel()
 
     @property
     def device(self) -> torch.device:
+        """Where the image tensor lives."""
         return self.images.device
 
     def _fill(self, idx: np.ndarray, threads: int, progress: bool, desc: str) -> None:
@@ -46,16 +58,20 @@ class ImageCache:
         bar.close()
 
     def ensure(self, indices: np.ndarray, threads: int = 4) -> None:
+        """Decode the rows of ``indices`` (int array) not decoded yet."""
         missing = indices[~self.filled[indices]]
         if len(missing):
             self._fill(np.unique(missing), threads, progress=False, desc="decode")
 
     def preload(self, threads: int = 4, progress: bool = True, desc: str = "decoding images") -> None:
+        """Decode every row not decoded yet with ``threads`` threads (a progress bar ``desc``)."""
         missing = np.flatnonzero(~self.filled)
         if len(missing):
             self._fill(missing, threads, progress, desc)
 
     def get(self, indices: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The images of ``indices`` (B,), decoded first where needed: (B, channels, S, S) uint8 on
+        :attr:`device`."""
         idx = np.asarray(indices.cpu() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64)
         self.ensure(idx)
         return self.images[torch.as_tensor(idx, device=self.images.device)]
@@ -67,5 +83,6 @@ class ImageCache:
         return self
 
     def share_memory_(self) -> "ImageCache":
+        """Move the image tensor to shared memory (worker processes see it without a copy); returns ``self``."""
         self.images.share_memory_()
         return self

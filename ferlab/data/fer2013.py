@@ -16,6 +16,13 @@ USAGES = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
 def fer2013_csv(path: str | Path, split: str = "train", image_size: int = 48) -> FERDataset:
+    """The rows of Kaggle's ``fer2013.csv`` with the split's ``Usage`` (``train``: Training,
+    ``val``: PublicTest, ``test``: PrivateTest): the 48 x 48 grey images held in memory, cached at
+    ``image_size`` (``meta["rows"]``: each image's 0-based data row).
+
+    Raises:
+        DatasetError: A missing file, a bad header or row (naming the line), an unknown split.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: fer2013.csv not found")

@@ -113,6 +113,8 @@ def build_neighbors(dataset, space: str = "va", k: int = 8, scale: float | None 
 
 
 def save_neighbors(data: dict, path: str | Path) -> Path:
+    """Write a neighbour dict (``knn`` (N, K) int, ``similarity`` (N, K) float, ``space``, and
+    optionally ``scale``, ``source``) atomically as ``.npz`` to ``path``; returns ``path``."""
     path = Path(path)
     write_atomic(path, lambda f: np.savez(f, knn=data["knn"], similarity=data["similarity"],
                                           space=np.array(data["space"]), scale=np.array(data.get("scale", 0.5)),

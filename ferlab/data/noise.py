@@ -26,6 +26,7 @@ DEFAULT_ASYMMETRIC = {"sadness": "neutral", "fear": "surprise", "anger": "disgus
 
 
 def labels_sha256(labels: np.ndarray) -> str:
+    """SHA-256 hex digest of the labels (N,) as little-endian int64: the same on every machine."""
     return hashlib.sha256(np.asarray(labels, dtype="<i8").tobytes()).hexdigest()
 
 
@@ -61,6 +62,9 @@ def class_map(classes: Sequence[str], pairs: Mapping[str, str] | None = None) ->
 
 def manifest(clean: np.ndarray, noisy: np.ndarray, num_classes: int, kind: str, rate: float, seed: int | None,
              **extra) -> dict:
+    """What noise did to ``clean`` -> ``noisy`` (both (N,) int, ``-1`` rows not counted): kind,
+    rate, seed, ``num_samples``, ``realised_rate``, ``num_flipped``, ``flips_per_class`` (C,),
+    ``confusion`` (C, C) clean x noisy counts, the two label hashes, and ``extra``."""
     ok = clean >= 0
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(conf, (clean[ok], noisy[ok]), 1)
@@ -152,4 +156,5 @@ def apply_noise(dataset, kind: str = "symmetric", rate: float = 0.0, seed: int =
 
 
 def save_manifest(man: dict, path: str | Path) -> None:
+    """Write a noise manifest as JSON to ``path`` atomically."""
     write_text_atomic(json.dumps(man, indent=2), path)

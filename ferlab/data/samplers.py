@@ -90,6 +90,9 @@ def progressive_counts(labels: np.ndarray, epoch: int, total_epochs: int) -> np.
 
 
 def progressive_draws(labels: np.ndarray, epoch: int, total_epochs: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of the ``progressive`` sampler (module docstring): per class its
+    :func:`progressive_counts` share of draws from ``labels`` (N,), without replacement up to the
+    class size and whole-class repeats beyond, shuffled; returns the sample indices."""
     parts = []
     for c, want in enumerate(progressive_counts(labels, epoch, total_epochs)):
         members = np.flatnonzero(labels == c)

@@ -66,9 +66,12 @@ class Compose:
 
 @dataclass
 class Resize:
+    """(B, 3, H, W) -> (B, 3, size, size), bilinear (antialiased when shrinking); the identity
+    when the batch already has that size."""
     size: int
 
     def exact_on_integers(self, x):
+        """Only when ``x`` already has the target size (then the op is the identity)."""
         return x.shape[-1] == self.size and x.shape[-2] == self.size      # the identity
 
     def __call__(self, x):
@@ -92,9 +95,11 @@ class GaussianNoise:
 
 @dataclass
 class RandomHorizontalFlip:
+    """Flip each sample of (B, 3, H, W) left-right with probability ``p``."""
     p: float = 0.5
 
     def exact_on_integers(self, x):
+        """Always: it only copies pixels (see :func:`exact_on_integers`)."""
         return True
 
     def __call__(self, x):
@@ -127,6 +132,7 @@ class RandomCrop:
     padding: int = 0
 
     def exact_on_integers(self, x):
+        """Always: zero padding and pixel copies (see :func:`exact_on_integers`)."""
         return True                                  # zero padding, gathers
 
     def __call__(self, x):
@@ -153,9 +159,11 @@ class RandomCrop:
 
 @dataclass
 class CenterCrop:
+    """(B, 3, H, W) -> the central (B, 3, size, size) window."""
     size: int
 
     def exact_on_integers(self, x):
+        """Always: it only copies pixels (see :func:`exact_on_integers`)."""
         return True
 
     def __call__(self, x):
@@ -183,6 +191,8 @@ class RandomResizedCrop:
         return torch.stack([w, h, cx, cy], 1)
 
     def crop(self, x: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        """Resample the boxes ``box`` (B, 4) of :meth:`sample_boxes` from x (B, 3, H, W) to
+        (B, 3, size, size), bilinear with border padding."""
         B = x.shape[0]
         theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
         theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = box.to(x.dtype).unbind(1)
@@ -287,12 +297,16 @@ def train_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip:
 
 
 def eval_transform(input_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Compose:
+    """Evaluation preset: resize to ``input_size`` -> normalise; uint8 or float (B, 3, H, W) ->
+    float (B, 3, input_size, input_size)."""
     return Compose(Resize(input_size), Normalize(mean, std))
 
 
 # -- landmark-aware ops: (x (B, 3, H, W), points (B, K, 2) pixel coordinates of x) -> both moved --------
 @dataclass
 class LandmarkResize:
+    """:class:`Resize` of x (B, 3, H, W) to ``size`` with the points (B, K, 2) scaled along
+    (square images)."""
     size: int
 
     def __call__(self, x, points):
