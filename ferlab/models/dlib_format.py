@@ -37,6 +37,16 @@ class DlibFormatError(WeightsError):
 
 @dataclass
 class DlibLayer:
+    """One layer record of a dlib network file.
+
+    Attributes:
+        kind: ``con``, ``affine``, ``relu``, ``max_pool``, ``avg_pool``, ``add_prev`` or ``fc``.
+        version: The record's tag as written, e.g. ``con_4``.
+        offset: Byte offset of the record in the file.
+        fields: The layer's settings (filter counts, sizes, strides, paddings, ...).
+        params: Flat float32 parameter block (``con``, ``affine``, ``fc``), else ``None``.
+    """
+
     kind: str                 # con | affine | relu | max_pool | avg_pool | add_prev | fc
     version: str              # the record's tag as written, e.g. "con_4"
     offset: int               # byte offset of the record in the file
@@ -46,6 +56,17 @@ class DlibLayer:
 
 @dataclass
 class DlibNet:
+    """A parsed dlib network file (:func:`read_dlib_net`).
+
+    Attributes:
+        path: The file.
+        loss: Name of the loss layer (``loss_metric_2``).
+        loss_fields: Its ``version``, ``margin`` and ``distance_threshold``.
+        input: Name of the input layer (``input_rgb_image_sized``).
+        input_fields: Its ``mean`` (3 floats), ``rows`` and ``cols``.
+        layers: The layer records from the input upwards.
+    """
+
     path: str
     loss: str
     loss_fields: dict

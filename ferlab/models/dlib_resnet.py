@@ -59,11 +59,13 @@ class FrozenAffine(nn.Module):
         self.register_buffer("bias", torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, C, H, W), in ``x``'s dtype."""
         # in the activations' dtype: under bf16 autocast a float32 scale would promote every map to float32
         # (and the next convolution would cast it back), about a third of a CPU step
         return x * self.weight.to(x.dtype).view(1, -1, 1, 1) + self.bias.to(x.dtype).view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
+        """The number of channels (shown by ``repr``)."""
         return str(self.weight.numel())
 
 
@@ -83,6 +85,10 @@ def add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class DlibBlock(nn.Module):
+    """dlib's residual block: conv3x3 -> norm -> ReLU -> conv3x3 -> norm, added to the skip (the
+    smaller of the two zero-padded), then ReLU. ``down``: the first conv is stride 2 and unpadded and
+    the skip a 2x2 average pool. ``norm``: ``frozen`` (:class:`FrozenAffine`) or ``batchnorm``."""
+
     def __init__(self, cin: int, cout: int, down: bool, norm: str):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, 2 if down else 1, 0 if down else 1)  # dlib pads stride-1 convs only
@@ -93,6 +99,7 @@ class DlibBlock(nn.Module):
         self.skip = nn.AvgPool2d(2, 2) if down else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, cin, H, W) -> (N, cout, H', W') with H' = H (or H // 2 when ``down``)."""
         out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
         return self.relu(add_zero_padded(out, self.skip(x)))
 

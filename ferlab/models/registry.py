@@ -39,40 +39,48 @@ def register(name: str, cfgs: dict):
 
 @register("resnet18", {None: P.RESNET})
 def resnet18(**kw):
+    """ResNet-18 (:class:`~ferlab.models.resnet.ResNet` options in ``kw``)."""
     return ResNet(BasicBlock, [2, 2, 2, 2], **kw)
 
 
 @register("resnet34", {None: P.random_init()})
 def resnet34(**kw):
+    """ResNet-34 (random initialisation or a weight file)."""
     return ResNet(BasicBlock, [3, 4, 6, 3], **kw)
 
 
 @register("resnet50", {None: P.random_init()})
 def resnet50(**kw):
+    """ResNet-50 with torchvision's stem and stride placement."""
     return ResNet(Bottleneck, [3, 4, 6, 3], **kw)
 
 
 @register("resnet50_caffe", {None: P.RESNET_CAFFE})
 def resnet50_caffe(**kw):
+    """ResNet-50 in the Caffe layout of the VGGFace2 weights (``caffe`` stem, stride on the first 1x1)."""
     return ResNet(Bottleneck, [3, 4, 6, 3], stem="caffe", stride_on_1x1=True, **kw)
 
 
 @register("resnet18_dmue", {None: P.RESNET_DMUE})
 def resnet18_dmue(**kw):
+    """ResNet-18 with DMUE's stem (no ReLU, 2x2 max-pool), the layout of its MS-Celeb weights."""
     return ResNet(BasicBlock, [2, 2, 2, 2], stem="dmue", **kw)
 
 
 @register("resnet10", {None: P.RESNET_SMALL})
 def resnet10(**kw):
+    """A one-block-per-stage ResNet (tests and quick runs)."""
     return ResNet(BasicBlock, [1, 1, 1, 1], **kw)
 
 
 @register("dlib_resnet29", {None: P.DLIB_RANDOM, "dlib": P.DLIB_FACE})
 def dlib_resnet29(**kw):
+    """dlib's face-recognition ResNet (:class:`~ferlab.models.dlib_resnet.DlibResNet`; named weights ``dlib``)."""
     return DlibResNet(**kw)
 
 
 def list_backbones() -> list[str]:
+    """The registered backbone names, sorted."""
     return sorted(_REGISTRY)
 
 

@@ -18,10 +18,14 @@ from .stages import StagedBackbone
 
 
 def conv3x3(cin, cout, stride=1):
+    """3x3 convolution ``cin`` -> ``cout`` channels, padding 1, no bias."""
     return nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
 
 
 class BasicBlock(nn.Module):
+    """ResNet-18/34 block: conv3x3 (``stride``) -> BN -> ReLU -> conv3x3 -> BN, plus the identity
+    (or ``downsample``), then ReLU; (N, cin, H, W) -> (N, width, H / stride, W / stride).
+    ``stride_on_1x1`` is accepted for a common signature and ignored."""
     expansion = 1
 
     def __init__(self, cin, width, stride=1, downsample=None, stride_on_1x1=False):
@@ -34,12 +38,16 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
+        """(N, cin, H, W) -> (N, width, H / stride, W / stride)."""
         idt = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(out)) + idt)
 
 
 class Bottleneck(nn.Module):
+    """ResNet-50 block: 1x1 -> 3x3 -> 1x1 (``width * 4`` channels) convs with BN and ReLU, plus the
+    identity (or ``downsample``); the stride sits on the 3x3 conv, or on the first 1x1 with
+    ``stride_on_1x1`` (Caffe). (N, cin, H, W) -> (N, 4 width, H / stride, W / stride)."""
     expansion = 4
 
     def __init__(self, cin, width, stride=1, downsample=None, stride_on_1x1=False):
@@ -55,6 +63,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x):
+        """(N, cin, H, W) -> (N, 4 width, H / stride, W / stride)."""
         idt = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -62,6 +71,21 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(StagedBackbone, nn.Module):
+    """A ResNet in torchvision's parameter names with the backbone contract and stage
+    description (module docstring).
+
+    Args:
+        block: :class:`BasicBlock` or :class:`Bottleneck`.
+        layers: Blocks per stage, e.g. ``[2, 2, 2, 2]`` (ResNet-18).
+        num_classes: Size of the linear classifier ``fc``; 0: none (``forward_head`` then gives
+            pooled features).
+        stem: ``torchvision``, ``caffe`` or ``dmue`` (module docstring).
+        stride_on_1x1: Bottleneck stride on the first 1x1 conv (Caffe ResNet-50).
+        widths: Base channel width of the four stages.
+        in_chans: Input channels.
+        drop_rate: Dropout before ``fc`` (0: none).
+    """
+
     stage_names = ("layer1", "layer2", "layer3", "layer4")
     #: smallest input side each stem accepts (the unpadded max-pools of caffe / dmue need a 2x2 map)
     _MIN_INPUT = {"torchvision": 1, "caffe": 3, "dmue": 3}
@@ -110,4 +134,5 @@ class ResNet(StagedBackbone, nn.Module):
         return nn.Sequential(*layers)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_chans, H, W) -> (N, widths[0], ~H / 4, ~W / 4): conv7x7/2 -> BN -> [ReLU] -> max-pool."""
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -32,10 +32,13 @@ class StagedBackbone:
 
     @property
     def stages(self) -> tuple[nn.Module, ...]:
+        """The stage modules in order (``stages[-1]`` feeds the head)."""
         return tuple(getattr(self, name) for name in self.stage_names)
 
     @property
     def feature_info(self) -> list[dict]:
+        """One ``{"module", "channels", "reduction"}`` dict per stage: attribute name, output
+        channels, total stride relative to the input."""
         return [{"module": n, "channels": c, "reduction": r}
                 for n, c, r in zip(self.stage_names, self._stage_channels, self._stage_reductions)]
 

@@ -61,6 +61,17 @@ def load_numpy_pickle(path: str | Path) -> dict[str, np.ndarray]:
 
 @dataclass
 class LoadReport:
+    """What :func:`load_backbone_weights` (or the dlib loader) copied (printed as a few lines).
+
+    Attributes:
+        path: The weight file.
+        format: Its format (``torchvision``, ``msceleb``, ``dmue``, ``vggface2_pkl`` or ``dlib``).
+        loaded: Backbone tensors filled from the file.
+        missing: Backbone tensors the file lacks.
+        unexpected: File tensors the backbone has no place for.
+        shape_mismatch: ``"key (file shape) vs (backbone shape)"`` of tensors not loaded.
+    """
+
     path: str
     format: str
     loaded: list[str] = field(default_factory=list)
