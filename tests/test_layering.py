@@ -10,15 +10,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ferlab"
 
 #: top-level part of ferlab -> layer; a module may import its own layer and the ones below
 LAYERS = {
-    "ferlab": 0, "errors": 0, "atomic": 0, "collectives": 0,     # ferlab/__init__ (version) and the bottom
+    "errors": 0, "atomic": 0, "collectives": 0, "torch_pair": 0,
     "classes": 1, "data": 1, "models": 1,
     "losses": 2,
     "methods": 3,
     "engine": 4,
     "viz": 5, "audit": 5,
     "predictor": 6, "demo": 6,
-    "figures": 7,
-    "cli": 8,
+    "figures": 7, "api": 7,
+    # ferlab/__init__: the version and the Python entry point's names (ferlab.train, ...), imported on first use
+    "ferlab": 8, "cli": 8,
 }
 
 

@@ -131,45 +131,28 @@ def _choices(spec):
 
 def config_from_args(args) -> TrainConfig:
     """Recipe (``--config``/``--preset``), then flags, then ``--set``; validated once by
-    ``TrainConfig.from_dict``, whose errors name the flag or ``--set`` item a bad value came from."""
-    from ..engine.config import TrainConfig
+    ``TrainConfig.from_dict`` (:func:`~ferlab.engine.config.with_overrides`), whose errors name the flag
+    or ``--set`` item a bad value came from."""
+    from ..engine.config import TrainConfig, with_overrides
     from ..errors import ConfigError
     if args.preset and not args.config:
         raise ConfigError(f"--preset {args.preset} needs --config (a recipe that has presets)")
     cfg = TrainConfig.from_yaml(args.config, args.preset, dataset=args.dataset) if args.config else TrainConfig()
-    d = cfg.to_dict()
-    where = {}
-    for key in TRAIN_FLAGS:
-        val = getattr(args, key)
+    items, where = [], {}
+    flags = [(key, key) for key in TRAIN_FLAGS] + [("dataset_args." + key, key) for key in DATASET_FLAGS]
+    for key, flag in flags:
+        val = getattr(args, flag)
         if val is not None:
-            d[key] = val
-            where[key] = "--" + key.replace("_", "-")
-    ds_args = dict(d.get("dataset_args") or {})
-    for key in DATASET_FLAGS:
-        val = getattr(args, key)
-        if val is not None:
-            ds_args[key] = val
-            where["dataset_args." + key] = "--" + key.replace("_", "-")
-    d["dataset_args"] = ds_args
+            where[key] = "--" + flag.replace("_", "-")
+            items.append((key, val, where[key]))
     for item in args.set or []:
         key, val = parse_key_value(item, "--set")
-        where[key] = label = f"--set {item}"
-        target, *rest = key.split(".")
-        if len(rest) > 1:
-            raise ConfigError(f"{label}: keys go one level deep (KEY or KEY.SUBKEY), got {key!r}")
-        if not rest:
-            d[key] = val
-            continue
-        if d.get(target) is None:
-            d[target] = {}
-        if not isinstance(d[target], dict):
-            raise ConfigError(f"{label}: {target} is not a mapping (it is {d[target]!r}); set it with "
-                              f"--set {target}=VALUE")
-        d[target] = {**d[target], rest[0]: val}
-        where[target] = label
+        label = f"--set {item}"
+        items.append((key, val, label))
+        where[key] = where[key.split(".")[0]] = label
     if args.no_progress:
-        d["progress"] = False
-    return TrainConfig.from_dict(d, where)
+        items.append(("progress", False, "--no-progress"))
+    return with_overrides(cfg, items, where)
 
 
 def cmd_train(args) -> int:
