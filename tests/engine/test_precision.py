@@ -7,20 +7,11 @@ import yaml
 
 from ferlab.data.synthetic import synthetic
 from ferlab.engine import precision
-from ferlab.engine.config import TrainConfig
 from ferlab.engine.inference import batched_logits, dataset_features
 from ferlab.engine.trainer import Trainer, fit
 from ferlab.errors import ConfigError
 from ferlab.methods import build_method
 from ferlab.models import create_backbone
-
-
-def tiny_cfg(tmp_path, **kw):
-    base = dict(out_dir=str(tmp_path), dataset_args={"n": 96, "image_size": 32}, backbone="resnet10", input_size=32,
-                epochs=2, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False,
-                augment={"flip": 0.5, "erasing": 0.5})
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 @pytest.mark.parametrize("native, expected", [("1", torch.bfloat16), ("0", None)])
@@ -48,7 +39,7 @@ def test_fp16_on_the_cpu_is_a_one_line_config_error():
 
 
 @pytest.mark.parametrize("native", ["0", "1"])
-def test_the_run_records_what_auto_resolved_to(tmp_path, monkeypatch, native):
+def test_the_run_records_what_auto_resolved_to(tmp_path, monkeypatch, native, tiny_cfg):
     monkeypatch.setenv("FERLAB_CPU_BF16", native)
     trainer = Trainer(tiny_cfg(tmp_path, name="r", epochs=1, device="cpu"))
     want = ("bf16", "on") if native == "1" else ("off", "off")
@@ -77,7 +68,7 @@ def _stop_after_step(monkeypatch, step_to_stop: int):
 
 
 @pytest.mark.parametrize("method", ["baseline", "eac"])
-def test_bf16_resume_mid_epoch_equals_uninterrupted(tmp_path, monkeypatch, method):
+def test_bf16_resume_mid_epoch_equals_uninterrupted(tmp_path, monkeypatch, method, tiny_cfg):
     kw = dict(method=method, amp="bf16", channels_last="on", device="cpu", checkpoint_every=2, augment={"erasing": 0.5})
     full = Trainer(tiny_cfg(tmp_path, name="full", **kw))
     full.fit()
@@ -95,7 +86,7 @@ def test_bf16_resume_mid_epoch_equals_uninterrupted(tmp_path, monkeypatch, metho
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
 
 
-def test_no_memory_fill_changes_no_result(tmp_path, monkeypatch):
+def test_no_memory_fill_changes_no_result(tmp_path, monkeypatch, tiny_cfg):
     """Deterministic mode without PyTorch's NaN fill of new tensors trains bit-identically to it."""
     runs = {}
     for fill in (False, True):

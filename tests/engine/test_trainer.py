@@ -15,15 +15,7 @@ from ferlab.engine.trainer import Trainer, TrainingDiverged, fit
 from ferlab.methods.base import Method, register_method
 
 
-def tiny_cfg(tmp_path, **kw):
-    base = dict(out_dir=str(tmp_path), dataset_args={"n": 96, "image_size": 32}, backbone="resnet10", input_size=32,
-                epochs=2, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False,
-                augment={"flip": 0.5, "erasing": 0.5})
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def test_run_directory_contents(tmp_path, device):
+def test_run_directory_contents(tmp_path, device, tiny_cfg):
     s = fit(tiny_cfg(tmp_path, name="r", device=device))
     run = tmp_path / "r"
     for f in ("config.yaml", "noise.json", "metrics.jsonl", "summary.json", "checkpoints/last.pt"):
@@ -98,7 +90,7 @@ class _NaNAfterFirstEpoch(Method):
         return {"loss": loss}
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_cfg):
     t = Trainer(tiny_cfg(tmp_path, name="nan", method="_test_nan", epochs=3))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         t.fit()
@@ -129,7 +121,7 @@ def test_optimizer_kernels_compute_the_same_update(name):
 
 
 @pytest.mark.parametrize("drop_last,steps", [(None, 7), (True, 6)])
-def test_drop_last_sets_the_epoch_steps_and_the_linear_horizon(tmp_path, drop_last, steps):
+def test_drop_last_sets_the_epoch_steps_and_the_linear_horizon(tmp_path, drop_last, steps, tiny_cfg):
     """100 images in batches of 16: the partial batch is a 7th step unless dropped (the baseline's
     default keeps it); a per-step schedule's horizon counts the same steps."""
     t = Trainer(tiny_cfg(tmp_path, name="d", dataset_args={"n": 100, "image_size": 32}, epochs=3, scheduler="linear",
