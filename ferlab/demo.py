@@ -17,6 +17,9 @@ DEMO = dict(method="baseline", dataset="synthetic", dataset_args={"n": 3500}, ba
 
 
 def demo_config(noise_rate: float, epochs: int | None = None, device: str = "auto", out_dir: str = "runs") -> TrainConfig:
+    """The demo's run: CE on synthetic faces (:data:`DEMO`) with symmetric noise at ``noise_rate``
+    (0: clean), named ``demo-ce-synthetic-sym<rate>`` or ``demo-ce-synthetic-clean``; ``epochs``
+    overrides the demo's 6."""
     d = dict(DEMO, device=device, out_dir=out_dir, noise="symmetric" if noise_rate else "none", noise_rate=noise_rate,
              name=f"demo-ce-synthetic-{'sym' + format(noise_rate, 'g') if noise_rate else 'clean'}")
     if epochs:

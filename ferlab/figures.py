@@ -24,6 +24,16 @@ from .errors import UserError
 
 @dataclass
 class Figure:
+    """One figure of the FERPlus grid (:func:`registry`).
+
+    Attributes:
+        name: File stem (prefixed with the runs folder's name when saved).
+        runs: Run names the figure needs (all finished, or it is not drawn).
+        build: ``build({run name: run directory})`` -> matplotlib Figure.
+        formats: File formats written.
+        optional: Runs also drawn when they exist.
+    """
+
     name: str                        # file stem, prefixed with the runs folder's name
     runs: tuple[str, ...]            # run names the figure needs
     build: Callable                  # (dict name -> run dir) -> matplotlib Figure
@@ -237,6 +247,9 @@ def _accuracy_vs_noise(runs: dict[str, Path]):
 
 
 def registry(seed: int = 0) -> list[Figure]:
+    """The grid's figures for runs of seed ``seed`` (``<method>-<setting>-s<seed>``): training
+    curves per label setting, attention maps, UMAP, noise signals, confusion matrices, accuracy
+    against noise and DMUE's latent distributions."""
     methods = ("baseline", "eac", "rul", "dmue")
     later = ("lanet", "ldlva")          # drawn when their runs exist
     figs = [Figure(f"curves-{s}", tuple(f"{m}-{s}-s{seed}" for m in methods[:3]),

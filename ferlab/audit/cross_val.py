@@ -29,6 +29,7 @@ def fold_config(cfg, k: int, fold: int, seed: int = 0):
 
 
 def fold_run_dirs(cfg, k: int, seed: int = 0) -> list[Path]:
+    """The run directories of the ``k`` fold runs of ``cfg``, fold 0 first."""
     return [Path(c.out_dir) / c.run_name() for c in (fold_config(cfg, k, i, seed) for i in range(k))]
 
 

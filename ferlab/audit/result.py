@@ -58,6 +58,7 @@ class LabelAudit:
         return list(ds.paths) if ds.paths is not None else [f"{ds.name}[{i}]" for i in range(len(ds))]
 
     def predicted(self) -> np.ndarray | None:
+        """(N,) argmax class of ``probs``, or ``None`` when the audit has no probabilities."""
         return None if self.probs is None else self.probs.argmax(1)
 
     def rows(self) -> tuple[list[str], list[list]]:

@@ -41,6 +41,7 @@ class KerasBatchNorm1d(nn.BatchNorm1d):
         super().__init__(num_features, eps=eps, momentum=1.0 - momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (N, C); in training also updates the moving statistics (Keras' rule)."""
         if not self.training:
             return super().forward(x)
         with torch.no_grad():

@@ -31,6 +31,7 @@ class LogitsOnly(nn.Module):
         self.method = unwrap(method)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, 3, H, W) -> logits (N, K)."""
         return self.method.predict(x)
 
 

@@ -47,12 +47,19 @@ def extract_features(method, dataset, device: str | torch.device = "cpu", batch_
 
 
 def save_features(data: dict, path: str | Path) -> Path:
+    """Write the :data:`CACHE_KEYS` arrays of an :func:`extract_features` dict as a compressed
+    ``.npz`` to ``path`` atomically; returns ``path``."""
     path = Path(path)
     write_atomic(path, lambda f: np.savez_compressed(f, **{k: data[k] for k in CACHE_KEYS}))
     return path
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a feature cache written by :func:`save_features`.
+
+    Raises:
+        ValueError: The file lacks one of :data:`CACHE_KEYS`.
+    """
     with np.load(path, allow_pickle=False) as z:
         missing = [k for k in CACHE_KEYS if k not in z.files]
         if missing:
