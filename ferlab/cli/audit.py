@@ -59,6 +59,13 @@ def _cleanlab_config(args):
 
 
 def cmd_audit(args) -> int:
+    """Run ``ferlab audit``: rank the training labels of the given runs by their noise signals, or
+    (``--cleanlab``) train k fold runs and rank with cleanlab on their out-of-sample
+    probabilities; write the report files. Returns the exit status 0.
+
+    Raises:
+        AuditError: Bad flags (training flags without ``--cleanlab``, no runs, ``--folds`` < 2).
+    """
     from ..audit import AuditError, audit_runs, cleanlab_audit, cross_val_probs, write_report
     command = "ferlab " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["audit"] else None
     if args.cleanlab:
@@ -94,6 +101,7 @@ def cmd_audit(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab audit`` and its options on the subparsers ``sub``."""
     p = sub.add_parser("audit", help=COMMANDS["audit"],
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories trained on the same training set")

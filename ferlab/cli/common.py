@@ -25,6 +25,7 @@ class Parser(argparse.ArgumentParser):
     ``ferlab <command>: error: <message> (see ferlab <command> --help)``, and exit status 2."""
 
     def error(self, message: str):
+        """Print the one-line error and exit with status 2."""
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(2)
 
@@ -80,6 +81,7 @@ def dataset_args(args) -> dict:
 
 
 def dataset_names() -> list[str]:
+    """The registered dataset names, sorted (the ``--dataset`` choices)."""
     from ..data.registry import DATASETS
     return sorted(DATASETS)
 
@@ -94,6 +96,7 @@ def add_split_flags(p, dataset: str, dataset_help: str | None = None):
 
 
 def add_root_flag(p, flag: str = "--data-root"):
+    """Add the dataset-root option ``flag`` (``--data-root`` stores ``data_root``, any other flag ``root``) to ``p``."""
     p.add_argument(flag, dest="data_root" if flag == "--data-root" else "root", metavar="DIR",
                    help="dataset root (folder: DIR/<split>/<class>/*.jpg); default: $FERLAB_DATA/<dataset> "
                         "or ../shared/data/<dataset>")

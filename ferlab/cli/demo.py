@@ -14,6 +14,7 @@ EXAMPLES = """examples:
 
 
 def cmd_demo(args) -> int:
+    """Run ``ferlab demo`` (:func:`ferlab.demo.run_demo`); returns the exit status 0."""
     from ..demo import run_demo
     run_demo(epochs=args.epochs, device=args.device, out_dir=args.out_dir, clean_reference=not args.no_reference,
              threads=args.threads)
@@ -21,6 +22,7 @@ def cmd_demo(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab demo`` and its options on the subparsers ``sub``."""
     de = add_command(sub, "demo", COMMANDS["demo"], EXAMPLES)
     from ..demo import DEMO
     de.add_argument("--epochs", type=int, default=None, metavar="N", help=f"epochs per run (default: {DEMO['epochs']})")

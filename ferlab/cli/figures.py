@@ -28,6 +28,13 @@ KIND_HELP = {
 
 
 def cmd_figures(args) -> int:
+    """Run ``ferlab figures``: one figure of the given runs (``KIND RUN...``), or every grid figure
+    whose runs exist in ``--runs``. Returns the exit status: 0, or 1 when grid figures lack runs
+    (listed on stderr with the command that trains them).
+
+    Raises:
+        UserError: The ``--runs`` folder does not exist.
+    """
     if args.kind:
         from ..figures import figure_from_runs
         out = getattr(args, "out", None) or "figures"
@@ -55,6 +62,7 @@ def cmd_figures(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab figures`` and its options on the subparsers ``sub``."""
     from ..figures import KINDS, registry
     fi = add_command(sub, "figures", COMMANDS["figures"], EXAMPLES)
     fi.add_argument("--runs", default="runs/ferplus-cpu",

@@ -156,6 +156,8 @@ def config_from_args(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
+    """Run ``ferlab train``: build the config (:func:`config_from_args`), train it (``--resume``
+    continues), print the protocol numbers and the run directory. Returns the exit status 0."""
     from ..engine.trainer import fit
     cfg = config_from_args(args)
     summary = fit(cfg, resume=args.resume)
@@ -203,6 +205,7 @@ def add_train_flags(tr) -> None:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab train`` and its options on the subparsers ``sub``."""
     tr = add_command(sub, "train", COMMANDS["train"], EXAMPLES)
     tr.add_argument("--config", metavar="YAML", help="config file or recipe (recipes/<method>/<dataset>.yaml)")
     tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
