@@ -24,6 +24,8 @@ COMMANDS = {
 
 
 def cmd_noise(args) -> int:
+    """Run ``ferlab noise``: draw noisy labels for a dataset split, write their manifest (and with
+    ``--out`` the labels) and print the realised rate; returns the exit status."""
     from ..data import build_dataset
     from ..data.noise import apply_noise, save_manifest
     from ..errors import ConfigError
@@ -48,6 +50,7 @@ def cmd_noise(args) -> int:
 
 
 def cmd_neighbors(args) -> int:
+    """Run ``ferlab neighbors``: build the K-nearest-neighbour file of a training set (LDLVA); returns the exit status."""
     from ..data.neighbors import load_coordinates, save_neighbors
     from ..engine.config import TrainConfig
     from ..engine.neighbors import build_neighbors
@@ -70,6 +73,7 @@ def cmd_neighbors(args) -> int:
 
 
 def cmd_landmarks(args) -> int:
+    """Run ``ferlab landmarks``: detect facial landmarks of every image of a split and write them; returns the exit status."""
     from ..data import build_dataset
     from ..data.landmarks import detect_landmarks, save_landmarks
     ds_args = dataset_args(args)
@@ -91,6 +95,8 @@ def cmd_landmarks(args) -> int:
 
 
 def cmd_datasets(args) -> int:
+    """Run ``ferlab datasets``: list the registered datasets and their roots, or one dataset's
+    splits and class counts; returns the exit status."""
     from ..data import DATASETS, build_dataset, find_data_root
     if not args.name:
         for name in sorted(DATASETS):
@@ -125,6 +131,7 @@ DATASETS_EXAMPLES = """examples:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab noise``, ``neighbors``, ``landmarks`` and ``datasets`` on the subparsers ``sub``."""
     no = add_command(sub, "noise", COMMANDS["noise"], NOISE_EXAMPLES)
     no.add_argument("--dataset", required=True, choices=dataset_names(), help="registered dataset")
     add_root_flag(no)

@@ -14,6 +14,7 @@ COMMANDS = {
 }
 
 def cmd_eval(args) -> int:
+    """Run ``ferlab eval``: evaluate a run's checkpoint on a split and print the report; returns the exit status."""
     from ..engine.checkpoint import run_checkpoint
     from ..engine.trainer import evaluate_checkpoint
     ck = run_checkpoint(args.run)
@@ -34,6 +35,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """Run ``ferlab export``: write a run's standalone inference model; returns the exit status."""
     from ..engine import checkpoint as ckpt
     from ..engine.trainer import method_from_state
     from ..models.export import save_inference_model
@@ -69,6 +71,7 @@ EXPORT_EXAMPLES = """examples:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab eval`` and ``ferlab export`` on the subparsers ``sub``."""
     from .common import add_command, device_arg
     ev = add_command(sub, "eval", COMMANDS["eval"], EVAL_EXAMPLES)
     ev.add_argument("run", help="run directory (its checkpoints/last.pt) or a checkpoint file (e.g. best.pt)")

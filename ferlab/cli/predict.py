@@ -66,6 +66,8 @@ def write_overlays(predictor, paths: list[Path], preds, out_dir: Path, kind: str
 
 
 def cmd_predict(args) -> int:
+    """Run ``ferlab predict``: predict the expression of image files with a run or exported model
+    and print or write the CSV; returns the exit status."""
     from ..predictor import Predictor
     paths = expand_inputs(args.inputs)
     predictor = Predictor.load(args.model, args.device, amp=args.amp)
@@ -89,6 +91,7 @@ def cmd_predict(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab predict`` and its options on the subparsers ``sub``."""
     pr = sub.add_parser("predict", help=COMMANDS["predict"],
                         description="Predict the expression of image files with a trained run or an exported "
                                     "model; the eval transform (image size, input size, mean/std) and the class "
