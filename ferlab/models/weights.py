@@ -8,6 +8,8 @@ Formats (detected from the file, or forced with ``fmt=``):
   read by an unpickler that admits nothing but numpy arrays.
 - ``dmue``: torch file with ``feat_net.*`` keys (DMUE ``mv_epoch_*.pt``).
 - ``torchvision``: a flat state dict.
+- ``safetensors``: a ``.safetensors`` file (timm / Hugging Face), read with the ``safetensors``
+  package (tensors only, no code).
 
 Torch files are always read with ``torch.load(weights_only=True)``. Every load prints
 a key report and refuses one that matches fewer than ``min_match`` of the backbone keys.
@@ -25,7 +27,7 @@ import torch.nn as nn
 
 from ..errors import UserError, safe_torch_load
 
-FORMATS = ("msceleb", "vggface2_pkl", "dmue", "torchvision")
+FORMATS = ("msceleb", "vggface2_pkl", "dmue", "torchvision", "safetensors")
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
@@ -103,6 +105,27 @@ def _is_torch_file(path: Path) -> bool:
     return zipfile.is_zipfile(path)
 
 
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file (the ``safetensors`` package: ``pip install safetensors``)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise WeightsError(f"{path}: a safetensors file; reading it needs the safetensors package "
+                           f"(pip install safetensors, or pip install 'ferlab[timm]')") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:         # safetensors raises its own error types on a damaged header
+        raise WeightsError(f"{path}: not a readable safetensors file ({(str(e).splitlines() or ['-'])[0][:120]})") \
+            from None
+
+
 def read_checkpoint(path: str | Path, fmt: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """Read ``path`` into a flat ``{torchvision key: tensor}`` dict; returns it and the format."""
     path = Path(path)
@@ -110,6 +133,8 @@ def read_checkpoint(path: str | Path, fmt: str | None = None) -> tuple[dict[str,
         raise WeightsError(f"{path}: weight file not found")
     if fmt is not None and fmt not in FORMATS:
         raise WeightsError(f"unknown weight format {fmt!r}; known: {FORMATS}")
+    if fmt == "safetensors" or (fmt is None and not _is_torch_file(path) and _is_safetensors(path)):
+        return read_safetensors(path), "safetensors"
     if fmt == "vggface2_pkl" or (fmt is None and not _is_torch_file(path)):
         arrays = load_numpy_pickle(path)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, "vggface2_pkl"
@@ -142,9 +167,18 @@ def load_backbone_weights(model: nn.Module, path: str | Path, fmt: str | None = 
     tensors (``num_batches_tracked`` excluded) are found with the right shape.
     """
     sd, detected = read_checkpoint(path, fmt)
+    return load_matching(model, sd, path, detected, min_match=min_match, verbose=verbose)
+
+
+def load_matching(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Path, fmt: str, min_match: float = 0.9,
+                  verbose: bool = True, skip: tuple[str, ...] = ("fc.",)) -> LoadReport:
+    """Copy the tensors of ``sd`` (read from ``path``, format ``fmt``) whose names and shapes match
+    into ``model``; keys under a prefix of ``skip`` (the classifier) are neither loaded nor counted.
+    Prints the key report (``verbose``) and refuses a match below ``min_match`` as
+    :func:`load_backbone_weights` does."""
     own = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    backbone_keys = [k for k in own if not k.startswith("fc.")]
-    rep = LoadReport(str(path), detected)
+    backbone_keys = [k for k in own if not k.startswith(skip)]
+    rep = LoadReport(str(path), fmt)
     new = {}
     for k in backbone_keys:
         if k not in sd:
@@ -154,7 +188,7 @@ def load_backbone_weights(model: nn.Module, path: str | Path, fmt: str | None = 
         else:
             new[k] = sd[k].to(own[k].dtype)
             rep.loaded.append(k)
-    rep.unexpected = [k for k in sd if k not in own and not k.endswith("num_batches_tracked") and not k.startswith("fc.")]
+    rep.unexpected = [k for k in sd if k not in own and not k.endswith("num_batches_tracked") and not k.startswith(skip)]
     if verbose:
         print(rep)
     if rep.match < min_match:
