@@ -137,6 +137,7 @@ class Predictor:
 
     @property
     def input_size(self) -> int:
+        """Side in pixels of the square network input (the method's ``input_size``)."""
         return self.method.input_size
 
     @classmethod

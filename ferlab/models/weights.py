@@ -67,7 +67,7 @@ class LoadReport:
 
     Attributes:
         path: The weight file.
-        format: Its format (``torchvision``, ``msceleb``, ``dmue``, ``vggface2_pkl`` or ``dlib``).
+        format: Its format (one of :data:`FORMATS`, or ``dlib``).
         loaded: Backbone tensors filled from the file.
         missing: Backbone tensors the file lacks.
         unexpected: File tensors the backbone has no place for.
