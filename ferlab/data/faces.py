@@ -72,10 +72,12 @@ class Framing:
             raise ValueError(f"padding must be > -0.5 and size >= 8 px, got {self.padding}, {self.size}")
 
     def to_dict(self) -> dict:
+        """The fields as a plain dict (what a checkpoint stores)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Framing":
+        """A Framing from a :meth:`to_dict` dict (unknown keys ignored, missing ones at their defaults)."""
         return cls(**{k: d[k] for k in ("padding", "shift", "size", "colour", "name") if k in d})
 
     def with_(self, **changes) -> "Framing":
@@ -83,6 +85,7 @@ class Framing:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def describe(self) -> str:
+        """One line, e.g. ``fer2013 framing: padding 0.24, shift 0.09, 48 px, greyscale``."""
         return (f"{self.name} framing: padding {self.padding:g}, shift {self.shift:g}, {self.size} px, "
                 f"{'greyscale' if self.colour == 'grayscale' else 'colour'}")
 
@@ -166,6 +169,7 @@ class Face:
 
     @property
     def area(self) -> float:
+        """Area of ``box`` in square pixels."""
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
 
@@ -211,6 +215,7 @@ def detect_faces(image, detector: str = "cnn", detect_size: int | None = 800, up
 
 
 def largest_face(faces: list[Face]) -> Face | None:
+    """The face of ``faces`` with the largest box area, or ``None`` for no faces."""
     return max(faces, key=lambda f: f.area) if faces else None
 
 
