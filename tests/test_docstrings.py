@@ -23,7 +23,6 @@ from pathlib import Path
 
 import ferlab
 
-
 PACKAGE = Path(ferlab.__file__).resolve().parent
 
 
