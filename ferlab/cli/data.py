@@ -50,7 +50,8 @@ def cmd_noise(args) -> int:
 
 
 def cmd_neighbors(args) -> int:
-    """Run ``ferlab neighbors``: build the K-nearest-neighbour file of a training set (LDLVA); returns the exit status."""
+    """Run ``ferlab neighbors``: build the K-nearest-neighbour file of a training set (LDLVA);
+    returns the exit status."""
     from ..data.neighbors import load_coordinates, save_neighbors
     from ..engine.config import TrainConfig
     from ..engine.neighbors import build_neighbors
@@ -73,7 +74,8 @@ def cmd_neighbors(args) -> int:
 
 
 def cmd_landmarks(args) -> int:
-    """Run ``ferlab landmarks``: detect facial landmarks of every image of a split and write them; returns the exit status."""
+    """Run ``ferlab landmarks``: detect facial landmarks of every image of a split and write them;
+    returns the exit status."""
     from ..data import build_dataset
     from ..data.landmarks import detect_landmarks, save_landmarks
     ds_args = dataset_args(args)

@@ -71,7 +71,8 @@ class Trainer:
     The constructor validates the config, resolves the method's defaults, checks that the run
     directory is free (and, with ``resume``, that it has ``checkpoints/last.pt``), seeds, builds the
     datasets (decoded into memory), the backbone, the method, the optimizer and the schedule;
-    nothing is written into the run directory before :meth:`fit`. Under torchrun each process builds its own ``Trainer``.
+    nothing is written into the run directory before :meth:`fit`. Under torchrun each process
+    builds its own ``Trainer``.
 
     Args:
         cfg: The run's config (validated in place).
