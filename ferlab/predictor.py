@@ -7,6 +7,10 @@
     out.labels       # predicted class names
     out.classes      # class names in probability-column order
 
+Photos (faces not yet cut out): ``predictor.predict_faces(["party.jpg"])`` detects every face,
+cuts each the way the run's training images were framed and coloured (:mod:`ferlab.data.faces`)
+and returns per-face boxes and probabilities.
+
 The eval transform comes from the model's own metadata, as timm's ``resolve_data_config`` or
 torchvision's ``weights.transforms()``: each image is decoded to RGB and resized to the side the
 run's image cache held (``image_size``, PIL bilinear, as :func:`ferlab.data.io.read_image` does for
@@ -51,6 +55,23 @@ class Predictions:
         """One ``{"label": name, "probs": {class: probability}}`` per image."""
         return [{"label": self.classes[int(p.argmax())], "probs": dict(zip(self.classes, map(float, p)))}
                 for p in self.probs]
+
+
+@dataclass
+class FacePrediction:
+    """One face found in one photo by :meth:`Predictor.predict_faces`."""
+    image: int                       # index of the photo among the inputs
+    face: int                        # 0-based, largest face first
+    box: tuple                       # (x0, y0, x1, y1) pixels of the photo as a viewer shows it
+    score: float                     # the face detector's score
+    landmarks: np.ndarray            # (5, 2) float32 dlib landmarks (x, y), same pixels
+    probs: np.ndarray                # (C,) float32 softmax probabilities
+    classes: tuple[str, ...]         # C class names, the entries of ``probs``
+
+    @property
+    def label(self) -> str:
+        """The predicted class name."""
+        return self.classes[int(self.probs.argmax())]
 
 
 def to_uint8_image(image, size: int) -> np.ndarray:
@@ -120,7 +141,8 @@ class Predictor:
     """
 
     def __init__(self, method: Method, classes: Sequence[str], image_size: int, device: str | torch.device = "cpu",
-                 source: str = "", amp: str = "auto", channels_last: str = "auto"):
+                 source: str = "", amp: str = "auto", channels_last: str = "auto", framing: dict | None = None,
+                 dataset: str | None = None):
         from .engine.precision import amp_dtype, use_channels_last
         from .engine.trainer import resolve_device
         self.device = resolve_device(device) if isinstance(device, str) else torch.device(device)
@@ -132,6 +154,9 @@ class Predictor:
         self.classes = tuple(classes)
         self.image_size = int(image_size)
         self.source = source
+        from .data.faces import run_framing
+        #: how faces are cut from photos (:meth:`predict_faces`), and why when the run did not record it
+        self.framing, self.framing_note = run_framing(framing, dataset, self.image_size)
         if len(self.classes) != method.num_classes:
             raise ValueError(f"{source}: {len(self.classes)} class names for a {method.num_classes}-class model")
 
@@ -160,8 +185,9 @@ class Predictor:
     @classmethod
     def _from_checkpoint(cls, state: dict, device, source: str, **precision) -> "Predictor":
         from .engine.trainer import method_from_state
-        method, _, dev = method_from_state(state, device, source)
-        return cls(method, *checkpoint_metadata(state), device=dev, source=source, **precision)
+        method, cfg, dev = method_from_state(state, device, source)
+        return cls(method, *checkpoint_metadata(state), device=dev, source=source, framing=state.get("framing"),
+                   dataset=cfg.dataset, **precision)
 
     @classmethod
     def _from_export(cls, obj: dict, device, source: str, **precision) -> "Predictor":
@@ -169,7 +195,8 @@ class Predictor:
         net = build_inference_model(obj, source)
         method = Method(net, obj["num_classes"], input_size=obj["input_size"], mean=obj["mean"], std=obj["std"])
         classes = obj.get("classes") or [str(i) for i in range(obj["num_classes"])]
-        return cls(method, classes, obj.get("image_size") or obj["input_size"], device, source, **precision)
+        return cls(method, classes, obj.get("image_size") or obj["input_size"], device, source,
+                   framing=obj.get("framing"), dataset=obj.get("dataset"), **precision)
 
     # -- images -> tensors ------------------------------------------------------
     def images(self, inputs) -> torch.Tensor:
@@ -200,6 +227,37 @@ class Predictor:
         return Predictions(out.astype(np.float32), self.classes)
 
     __call__ = predict
+
+    def predict_faces(self, images, detector: str = "cnn", framing=None, detect_size: int | None = 800,
+                      upsample: int = 0, background: str = "white", batch_size: int = 64,
+                      progress: bool = False) -> list[list[FacePrediction]]:
+        """Every face of every photo (paths, PIL images, uint8 arrays; EXIF orientation, transparency,
+        CMYK, 16-bit and palette images handled by :func:`ferlab.data.photos.photo_array`): detected
+        (:func:`ferlab.data.faces.detect_faces` with ``detector``, ``detect_size``, ``upsample``),
+        aligned and coloured by ``framing`` (a :class:`~ferlab.data.faces.Framing`; default
+        :attr:`framing`, the run's training framing), resized to :attr:`image_size` as the training cache
+        does, and classified. Returns one list per photo of its faces, largest first (empty: no face).
+        Where the run did not record its framing, :attr:`framing_note` is issued as a warning once."""
+        import warnings
+
+        from .data.faces import align_face, detect_faces
+        from .data.photos import photo_array
+        framing = framing or self.framing
+        if self.framing_note and framing is self.framing and not getattr(self, "_noted", False):
+            warnings.warn(f"{self.source}: {self.framing_note}", stacklevel=2)
+            self._noted = True
+        out, chips, where = [], [], []
+        for i, image in enumerate(tqdm(_as_list(images), desc="faces", disable=not progress, unit="photo")):
+            rgb = photo_array(image, background)
+            faces = detect_faces(rgb, detector, detect_size, upsample)
+            out.append([])
+            for j, face in enumerate(faces):
+                chips.append(to_uint8_image(align_face(rgb, face, framing), self.image_size))
+                where.append((i, j, face))
+        probs = self.predict(chips, batch_size=batch_size).probs if chips else []
+        for (i, j, face), p in zip(where, probs):
+            out[i].append(FacePrediction(i, j, face.box, face.score, face.landmarks, p, self.classes))
+        return out
 
     def cam(self, inputs, classes=None, kind: str = "auto") -> np.ndarray:
         """Class activation maps, (N, image_size, image_size) in [0, 1], of ``classes`` (default: the

@@ -52,7 +52,7 @@ def cmd_export(args) -> int:
     out = Path(args.out or (ck.parent.parent / "inference.pt"))
     save_inference_model(net, out, backbone=cfg.backbone, method=cfg.method, input_size=cfg.input_size,
                          mean=list(method.mean), std=list(method.std), dataset=cfg.dataset, source=str(ck),
-                         classes=classes, image_size=image_size)
+                         classes=classes, image_size=image_size, framing=state.get("framing"))
     n_full = sum(p.numel() for p in method.parameters())
     n_net = sum(p.numel() for p in net.parameters())
     print(f"wrote {out}: {cfg.method} -> {type(net).__name__} {cfg.backbone} ({n_net / 1e6:.2f}M parameters, "

@@ -11,13 +11,14 @@ from ..atomic import make_dirs, write_atomic
 from .common import HelpFormatter, device_arg
 
 #: the commands this module adds (name -> the one-line help ``ferlab --help`` lists), in order
-COMMANDS = {"predict": "class probabilities for image files (CSV), optional CAM overlays"}
+COMMANDS = {"predict": "class probabilities for face crops or, with --detect, every face in photos (CSV)"}
 
 
 EXAMPLES = """examples:
   ferlab predict runs/eac-faces new_faces/ --out preds.csv
   ferlab predict eac-faces.pt new_faces/ --out preds.csv --cam cams/
-  ferlab predict runs/eac-faces/checkpoints/best.pt 'photos/*.jpg' face.png"""
+  ferlab predict runs/eac-faces/checkpoints/best.pt 'photos/*.jpg' face.png
+  ferlab predict runs/eac-faces party.jpg holiday/ --detect --annotate annotated/ --out faces.csv"""
 
 
 def expand_inputs(items: list[str]) -> list[Path]:
@@ -68,9 +69,18 @@ def write_overlays(predictor, paths: list[Path], preds, out_dir: Path, kind: str
 def cmd_predict(args) -> int:
     """Run ``ferlab predict``: predict the expression of image files with a run or exported model
     and print or write the CSV; returns the exit status."""
+    from ..errors import ConfigError
     from ..predictor import Predictor
+    from .faces import face_flags_given
+    if not args.detect and (args.annotate or face_flags_given(args, "run")):
+        raise ConfigError("--annotate, --detector and the framing options need --detect (photos, not face crops)")
+    if args.detect and args.cam:
+        raise ConfigError("--cam works on face crops: without --detect")
     paths = expand_inputs(args.inputs)
     predictor = Predictor.load(args.model, args.device, amp=args.amp)
+    if args.detect:
+        from .faces import predict_photos
+        return predict_photos(args, predictor, paths)
     preds = predictor.predict([str(p) for p in paths], batch_size=args.batch_size, progress=not args.no_progress)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -112,4 +122,13 @@ def add_parser(sub) -> None:
                     help="autocast of the network: auto = bf16 where the device computes it natively (CPU with "
                          "AVX512-BF16 / AMX, CUDA), else float32; off = float32; probabilities are float32 either way")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument("--detect", action="store_true",
+                    help="the inputs are photos: detect every face (largest first), cut each as the run's training "
+                         "images were framed and coloured, one CSV row per face (file, face, x0, y0, x1, y1, score, "
+                         "predicted, prob_<class>...; a photo without a face gets one row with face empty)")
+    pr.add_argument("--annotate", metavar="DIR",
+                    help="with --detect: write each photo with its boxes, predicted classes and probabilities here")
+    from .faces import add_face_flags
+    add_face_flags(pr, "run", "run = as the run's training images were (recorded in the run; its dataset's for "
+                              "older runs)")
     pr.set_defaults(func=cmd_predict)

@@ -76,13 +76,14 @@ class Framing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Framing":
+    def from_dict(cls, d: dict) -> Framing:
         """A Framing from a :meth:`to_dict` dict (unknown keys ignored, missing ones at their defaults)."""
         return cls(**{k: d[k] for k in ("padding", "shift", "size", "colour", "name") if k in d})
 
-    def with_(self, **changes) -> "Framing":
+    def with_(self, **changes) -> Framing:
         """A copy with the given fields changed (``None`` values ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **changes) if changes else self
 
     def describe(self) -> str:
         """One line, e.g. ``fer2013 framing: padding 0.24, shift 0.09, 48 px, greyscale``."""
@@ -140,7 +141,7 @@ def training_framing(name: str, dataset) -> dict:
 
 
 # -- models --------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def face_models(kind: str):
     """dlib's ``cnn`` or ``hog`` face detector or its 5-point ``shape`` predictor, loaded once per process."""
     try:
@@ -238,7 +239,7 @@ def align_face(image, face: Face | np.ndarray, framing: Framing = CROP_FRAMING,
     points = face.landmarks if isinstance(face, Face) else np.asarray(face, dtype=np.float64)
     if points.shape != (5, 2):
         raise ValueError(f"align_face needs dlib's 5 landmarks, (5, 2), got {points.shape}")
-    to_dlib = lambda pts: dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in pts])    # noqa: E731
+    to_dlib = lambda pts: dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in pts])
     details = dlib.chip_details(to_dlib(chip_points(framing)), to_dlib(points - 0.5),       # dlib: centres at integers
                                 dlib.chip_dims(framing.size, framing.size))
     chip = dlib.extract_image_chip(np.ascontiguousarray(rgb), details)
@@ -255,3 +256,27 @@ def box_iou(a, b) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def run_framing(recorded: dict | None, dataset: str | None, image_size: int) -> tuple[Framing, str | None]:
+    """The framing to cut faces with for a model, and a note when it is not the one its run recorded.
+
+    ``recorded``: the run's ``framing`` (:func:`training_framing`; None for runs and exports written
+    before it was recorded), ``dataset``: the run's dataset name, ``image_size``: the side of its
+    training images. A run without a known framing gets :data:`CROP_FRAMING`'s placement at
+    ``image_size`` in its recorded colour; an older run gets its dataset's framing where it is known."""
+    default = replace(CROP_FRAMING, size=int(image_size), name="default")
+    if recorded and recorded.get("name") != "unknown" and "padding" in recorded:
+        return Framing.from_dict(recorded), None
+    if recorded:
+        colour = recorded.get("colour", "rgb")
+        return replace(default, colour=colour), (
+            f"the training images ({dataset or 'dataset unknown'}) have no known framing: faces are cut with the "
+            f"default placement (padding {default.padding:g}, shift {default.shift:g}) at {default.size} px, "
+            f"{'greyscale' if colour == 'grayscale' else 'colour'} as recorded")
+    known = dataset_framing(dataset) if dataset else None
+    if known is not None:
+        return known, (f"the model does not record how its training images were framed (written before ferlab "
+                       f"recorded it); using its dataset {dataset}'s {known.describe()}")
+    return default, (f"the model does not record how its training images were framed or coloured (written before "
+                     f"ferlab recorded it; dataset {dataset or 'unknown'}); using the {default.describe()}")

@@ -105,3 +105,18 @@ def photo_array(image, background: str = "white") -> np.ndarray:
             raise ValueError(f"image arrays must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
         return pil_to_rgb(Image.fromarray(np.ascontiguousarray(image)), background)
     raise TypeError(f"cannot read a photo from {type(image).__name__} (give a path, PIL image or uint8 array)")
+
+
+def shipped_photos() -> dict[str, Path]:
+    """Real photographs that ship with ferlab's own dependencies (nothing downloaded): ``grace_hopper``
+    (a portrait, matplotlib's sample data), ``china`` and ``flower`` (no face; scikit-learn's sample
+    images). For trying face detection and the notebooks."""
+    import matplotlib
+    import sklearn.datasets
+    found = {"grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+             "china": Path(sklearn.datasets.__file__).parent / "images" / "china.jpg",
+             "flower": Path(sklearn.datasets.__file__).parent / "images" / "flower.jpg"}
+    missing = [str(p) for p in found.values() if not p.is_file()]
+    if missing:
+        raise DatasetError(f"sample photos missing from the installed packages: {', '.join(missing)}")
+    return found

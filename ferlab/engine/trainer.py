@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import DatasetError, build_dataset
+from ..data.faces import training_framing
 from ..data.noise import save_manifest
 from ..data.samplers import epoch_order
 from ..methods import build_method, method_class
@@ -200,6 +201,8 @@ class Trainer:
             ds.preload(progress=cfg.progress and self.info.is_main)
             if cfg.cache == "gpu" and self.device.type == "cuda":
                 ds.cache.to(self.device)
+        # how the training images are framed and coloured: the predictor cuts faces from photos the same way
+        self.framing = training_framing(cfg.dataset, self.train_set)
 
     def _build_model(self) -> None:
         cfg = self.cfg
@@ -251,7 +254,7 @@ class Trainer:
                 "epoch": epoch, "step_in_epoch": step, "global_step": self.global_step, "rng": ckpt.rng_state(),
                 "history": self.history, "epoch_acc": self.epoch_acc, "config": self.cfg.to_dict(),
                 "num_classes": self.num_classes, "classes": list(self.train_set.classes),
-                "image_size": self.train_set.image_size,
+                "image_size": self.train_set.image_size, "framing": self.framing,
                 "labels": torch.from_numpy(self.train_set.labels)}
 
     def save(self, epoch: int, step: int, best: bool = False) -> None:

@@ -9,6 +9,8 @@ with its classifier per trained run.
 
 ``image_size``: side of the uint8 images the run trained on, before the resize to ``input_size``
 (:class:`ferlab.predictor.Predictor` decodes files to it).
+``framing``: how the run's training faces were cut and coloured (:func:`ferlab.data.faces.training_framing`;
+absent in older files), which ``Predictor.predict_faces`` cuts faces from photos with.
 
 ``backbone_args`` (the constructor arguments, e.g. dlib_resnet29's ``out_stage`` / ``norm``) come from
 the network itself (``net.backbone_args``, set by ``create_backbone``) unless given; files without them
