@@ -1,6 +1,7 @@
 """Dataset tools: ``ferlab noise``, ``neighbors``, ``landmarks`` and ``datasets``."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from .common import (
@@ -106,10 +107,10 @@ def cmd_datasets(args) -> int:
             print(f"{name:10s} {root or '-'}")
         return 0
     from ..data.registry import dataset_splits
-    splits = dataset_splits(args.name, args.root or find_data_root(args.name))
+    splits = dataset_splits(args.name, args.data_root or find_data_root(args.name))
     ds_args = dataset_args(args)
     for split in splits:
-        ds = build_dataset(args.name, args.root, split, **ds_args)
+        ds = build_dataset(args.name, args.data_root, split, **ds_args)
         counts = dict(zip(ds.classes, ds.class_counts().tolist()))
         print(f"{args.name} {split}: {len(ds)} images, {ds.num_classes} classes {counts}")
     return 0
@@ -129,7 +130,7 @@ LANDMARKS_EXAMPLES = """examples:
 DATASETS_EXAMPLES = """examples:
   ferlab datasets                          # registered datasets and where their data was found
   ferlab datasets ferplus                  # validate a root and count every split
-  ferlab datasets folder --root faces      # your own DIR/<split>/<class>/*.jpg"""
+  ferlab datasets folder --data-root faces # your own DIR/<split>/<class>/*.jpg"""
 
 
 def add_parser(sub) -> None:
@@ -178,6 +179,7 @@ def add_parser(sub) -> None:
 
     ds = add_command(sub, "datasets", COMMANDS["datasets"], DATASETS_EXAMPLES)
     ds.add_argument("name", nargs="?", choices=dataset_names(), help="dataset to validate (default: list them all)")
-    add_root_flag(ds, "--root")
+    add_root_flag(ds)
+    ds.add_argument("--root", dest="data_root", metavar="DIR", help=argparse.SUPPRESS)   # the earlier spelling
     add_dataset_flags(ds)
     ds.set_defaults(func=cmd_datasets)

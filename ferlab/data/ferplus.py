@@ -6,8 +6,10 @@ Layout::
     ROOT/fer2013_labels.csv    (label_mode="fer2013" only: columns image_name, fer2013_emotion[, status];
                                 the original FER2013 label of each FERPlus image, joined by image name)
 
-``label.csv`` rows: ``name,"(x, y, w, h)",n0..n9`` -- votes for neutral, happiness,
-surprise, sadness, anger, disgust, fear, contempt, unknown, NF.
+``label.csv`` (no header) rows: ``name,"(x, y, w, h)",n0..n9`` -- votes for neutral, happiness,
+surprise, sadness, anger, disgust, fear, contempt, unknown, NF. ``fer2013new.csv`` is not read:
+``ferlab prepare ferplus`` writes all of ``ROOT`` from Kaggle's ``fer2013.csv`` and FERPlus'
+``fer2013new.csv`` (:mod:`ferlab.data.prepare_ferplus`).
 """
 from __future__ import annotations
 
@@ -73,13 +75,16 @@ def majority_labels(votes: np.ndarray, rule: str = "ferplus") -> np.ndarray:
 def read_fer2013_table(root: Path) -> dict[str, int]:
     """Map FERPlus image name -> original FER2013 label (FER2013 index order).
 
-    Joined through ``fer2013_labels.csv`` (``row, usage, image_name, fer2013_emotion, status``)
-    -- FERPlus file names are not csv row numbers. Names whose label is unknown
+    Read from ``ROOT/fer2013_labels.csv``: columns ``image_name``, ``fer2013_emotion`` and, when
+    present, ``status`` (rows ``no_pixels`` skipped); ``ferlab prepare ferplus`` writes it as
+    ``row, usage, image_name, fer2013_emotion, status``, the csv rows joined to the FERPlus file
+    names by position -- FERPlus file names are not csv row numbers. Names whose label is unknown
     (``-1``) map to -1.
     """
     table = root / "fer2013_labels.csv"
     if not table.is_file():
-        raise DatasetError(f"{table}: needed for label_mode='fer2013' (original FER2013 label per csv row)")
+        raise DatasetError(f"{table}: needed for label_mode='fer2013' (the original FER2013 label of every image; "
+                           f"`ferlab prepare ferplus` writes it from fer2013.csv and fer2013new.csv)")
     out: dict[str, int] = {}
     with open(table, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.DictReader(f)
