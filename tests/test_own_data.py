@@ -1,4 +1,4 @@
-"""A user's own images end to end: the README's "Use your own data" commands, run as written.
+"""A user's own images end to end: the commands of the docs page "Train on your own data", run as written.
 
 A class-folder dataset of real PNG files with only ``train/`` and ``test/``; two methods trained with
 30% symmetric noise through the CLI from method recipes written for FERPlus, evaluated, exported,
@@ -19,20 +19,20 @@ from ferlab.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = {"happiness": "happy", "sadness": "sad", "surprise": "surprise"}
-#: what the test adds to each README `ferlab train` command so that CI takes seconds (the README says so)
+#: what the test adds to each documented `ferlab train` command so that CI takes seconds (the page says so)
 TINY = ["--backbone", "resnet10", "--input-size", "32", "--image-size", "32", "--epochs", "2", "--batch-size", "8",
         "--no-progress"]
 
 
 def readme_commands() -> list[str]:
-    """The `ferlab ...` lines of the README section "Use your own data" (indented code, `\\` joined)."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Use your own data", 1)[1].split("\n## ", 1)[0]
+    """The `ferlab ...` lines of the section "Commands" of docs/own-data.md (`\\` joined)."""
+    text = (REPO / "docs" / "own-data.md").read_text()
+    section = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
     lines, cmds = section.splitlines(), []
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith("    ferlab "):
+        if line.startswith("ferlab "):
             cmd = line.strip()
             while cmd.endswith("\\"):
                 i += 1

@@ -1,0 +1,118 @@
+"""The documentation: the README and the docs speak of the project, not of how it was made; every generated
+page (results, CLI reference, the README's tables, the layer table) is what ``python docs/gen_pages.py``
+writes from the committed JSON and code; the README keeps the parts a new user needs; the test command
+builds the site strictly. (``mkdocs build --strict`` itself runs in scripts/check.sh, after pytest.)"""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+DOCS = REPO / "docs"
+
+
+def load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return load_module("ferlab_docs_gen_pages", DOCS / "gen_pages.py")
+
+
+def doc_files() -> list[Path]:
+    return [README, REPO / "mkdocs.yml", *sorted(DOCS.rglob("*.md")), *sorted(DOCS.rglob("*.py"))]
+
+
+#: wording about how, when or on which computer the project was made (the acceptance grep of the docs
+#: issue, plus the phrasings it quotes)
+HISTORY = re.compile(r"session|this machine|this VM|re-trained here|AVX2'|over several (?:sessions|machines)|"
+                     r"no longer on this|paused (?:while|during)|an AVX2 machine", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_word_about_how_the_project_was_made(path):
+    hits = [f"{path.relative_to(REPO)}:{i}: {line.strip()}"
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if HISTORY.search(line)]
+    assert not hits, "\n".join(hits)
+
+
+def test_history_pattern_catches_what_it_is_for():
+    for text in ("as run over several sessions and machines", "no longer on this machine", "re-trained here",
+                 "trained on AVX2' (a faster EPYC)", "in this VM", "session 10"):
+        assert HISTORY.search(text), text
+    assert not HISTORY.search("a 2-core AMD EPYC with AVX2, one thread per run")
+
+
+def test_generated_files_are_what_gen_pages_writes(gen):
+    stale = [str(path.relative_to(REPO)) for path, text in gen.generated().items()
+             if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    assert not stale, f"stale generated files {stale}: run `python docs/gen_pages.py` and commit them"
+
+
+def test_generated_files_cover_results_cli_readme_and_layers(gen):
+    paths = {p.relative_to(REPO).as_posix() for p in gen.generated()}
+    assert {"README.md", "docs/architecture.md", "docs/reference/cli.md", "docs/results/index.md",
+            "docs/results/ferplus-grid.md", "docs/results/face-pretrained.md"} <= paths
+
+
+def test_cli_reference_has_every_command(gen):
+    from ferlab.cli import SUBCOMMANDS
+    text = (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    for module in SUBCOMMANDS:
+        for name in module.COMMANDS:
+            assert f"## ferlab {name}\n" in text and f"usage: ferlab {name} " in text, name
+
+
+def test_results_pages_show_each_results_file_with_its_hardware(gen):
+    index = (DOCS / "results" / "index.md").read_text(encoding="utf-8")
+    for path in (REPO / "benchmarks" / "results").glob("*.json"):
+        assert f"`{path.name}`" in index, path.name
+    assert gen.hardware({"cpu_model": "Xeon X", "cpu_count": 2, "cpu_instruction_sets": "AVX2, AMX-BF16",
+                         "torch_threads": 1}, {"torch": "2.14.1"}) == \
+        "Xeon X, 2 cores (AVX2, AMX-BF16); 1 torch thread; torch 2.14.1"
+    assert gen.hardware({"cpu_count": 2}).startswith("CPU model not recorded, 2 cores")
+
+
+def test_grid_table_marks_expected_cells_without_a_run(gen):
+    run = {"method": "eac", "setting": "sym30", "seed": 0, "train_time_s": 600.0,
+           "protocol": {"last": 0.5, "mean_last_k": 0.4, "best_val": 0.55, "best_val_epoch": 3,
+                        "best_test": {"value": 0.6, "epoch": 4}},
+           "train_fit": {"memorised_flipped": 0.25}, "test_dedup_last": {"acc": 0.45}}
+    rows = gen.grid_rows([run], expected=[("baseline", "sym30"), ("eac", "sym30")])
+    assert rows[0][:4] == ["sym30", "baseline (CE)", "0", gen.NOT_RUN] and rows[0][4:] == [""] * 6
+    assert rows[1] == ["sym30", "EAC", "0", "50.00", "40.00", "55.00 (3)", "60.00 (4)", "45.00", "0.250", "10 min"]
+
+
+def test_recorded_commands_name_no_local_folder(gen):
+    assert gen.command("python x.py --out-dir /a/b/runs --results /a/main/benchmarks/results/r.json --out /c/d.json") \
+        == "python x.py --out-dir runs --results benchmarks/results/r.json --out d.json"
+
+
+def test_readme_is_a_short_front_door():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    for part in ("## Install", "## Demo", "ferlab demo", 'pip install -e ".[dev,landmarks,audit,docs]" && bash '
+                 "scripts/check.sh", "<!-- results:start -->", "figures/ferplus-cpu-accuracy-vs-noise.png",
+                 "<!-- python-example:start -->", "<!-- python-example:end -->", "## Command line at a glance",
+                 "## Notebooks", "<!-- notebooks:start -->", "## Documentation", "## Licence", "MIT", "## Citing",
+                 "CITATION.cff"):
+        assert part in text, part
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
+        assert (REPO / figure).is_file(), figure
+
+
+def test_the_test_command_builds_the_docs_strictly_and_installs_the_docs_extra():
+    import tomllib
+    check = (REPO / "scripts" / "check.sh").read_text(encoding="utf-8")
+    assert "mkdocs build --strict" in check and check.index("pytest") < check.index("mkdocs build")
+    assert 'pip install -e ".[dev,landmarks,audit,docs]" && bash scripts/check.sh' in \
+        (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {re.split(r"[<>=\[]", d)[0] for d in extras["docs"]}
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocs-jupyter"} <= names
