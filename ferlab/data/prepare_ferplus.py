@@ -9,8 +9,8 @@ Inputs:
   ``Usage``, ``Image name`` (blank where FERPlus judged the image not usable), and the 10 vote
   counts ``neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF``.
 
-The rows are joined by position, never by file name: FERPlus' names are not row numbers (they lag
-behind the row from the first blank name on, and a few names occur on two rows).
+The rows are joined by position, never by file name: FERPlus' names are not row numbers (from row 60
+on, ``fer0000059.png``, they lag behind the row number, and a few names occur on two rows).
 
 Outputs (the layout :func:`ferlab.data.ferplus.ferplus` reads)::
 
