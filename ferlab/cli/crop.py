@@ -23,6 +23,13 @@ def default_jobs() -> int:
 
 
 def cmd_crop(args) -> int:
+    """Run ``ferlab crop``: detect, align and crop the faces of every photo under SRC into --out
+    and print what was done; returns the exit status 0.
+
+    Raises:
+        ConfigError: A bad --size, --jobs or --detect-size.
+        UserError: Some files could not be read (named on stderr and in the report).
+    """
     from tqdm.auto import tqdm
 
     from ..data.face_crops import REPORT, crop_folder
@@ -52,6 +59,7 @@ def cmd_crop(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab crop`` and its options on the subparsers ``sub``."""
     import textwrap
 
     from .common import add_command

@@ -55,6 +55,7 @@ def chosen_framing(args, base):
 
 
 def probability_columns(classes) -> list[str]:
+    """The CSV columns of the class probabilities: ``prob_<class>`` per class name."""
     return [f"prob_{c}" for c in classes]
 
 

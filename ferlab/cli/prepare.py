@@ -22,6 +22,8 @@ def _n(x: int) -> str:
 
 
 def cmd_prepare(args) -> int:
+    """Run ``ferlab prepare ferplus``: write the FERPlus layout from fer2013.csv and fer2013new.csv
+    (:func:`~ferlab.data.prepare_ferplus.prepare_ferplus`) and print what was written; returns the exit status 0."""
     from ..data.prepare_ferplus import prepare_ferplus
     done = prepare_ferplus(args.fer2013_csv, args.ferplus_csv, args.out, progress=not args.no_progress)
     for folder, c in done.splits.items():
@@ -39,6 +41,7 @@ def cmd_prepare(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Register ``ferlab prepare`` and its options on the subparsers ``sub``."""
     p = add_command(sub, "prepare", COMMANDS["prepare"], EXAMPLES)
     p.add_argument("name", choices=("ferplus",),
                    help="dataset to prepare: ferplus (FER2013 images with FERPlus' 10 votes and the original "

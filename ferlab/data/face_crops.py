@@ -46,6 +46,7 @@ class CropSummary:
 
     @property
     def faces(self) -> int:
+        """Face crops written, by this run and earlier ones (report rows with an output file)."""
         return sum(1 for r in self.rows if r["output"])
 
 
@@ -142,6 +143,7 @@ def _done(rel: Path, stem: Path, dst: Path, earlier: dict, all_faces: bool) -> l
 
 
 def write_report(dst: Path, rows: list[dict]) -> None:
+    """Write ``rows`` (dicts with the :data:`COLUMNS` keys) as ``dst/crop-report.csv``, atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
