@@ -31,10 +31,14 @@ TRAIN_HELP = {
     "dataset": ("registered dataset; folder: your own DIR/{train,val,test}/<class>/*.jpg",
                 "datasets"),
     "data_root": ("dataset root folder (default: $FERLAB_DATA/<dataset> or ../shared/data/<dataset>)", None),
-    "backbone": ("network", "backbones"),
+    "backbone": ("network: a registered backbone ({backbones}), timm:<model> for any timm model (extra "
+                 "ferlab[timm]) or tv:<model> for a torchvision CNN; `ferlab backbones` lists them", "backbones"),
     "weights": ("pretrained weights: a named entry shipped by an installed package (dlib: dlib_resnet29's face "
-                "weights, extra ferlab[landmarks]) or a user checkpoint file in a format ferlab.models.weights "
-                "knows (default: none, random init)", None),
+                "weights, extra ferlab[landmarks]); with timm:<model>, 'timm' = timm's published weights and with "
+                "tv:<model> a name of its weights enum (IMAGENET1K_V2, DEFAULT, ...), both DOWNLOADED by timm / "
+                "torchvision on first use (the only downloads ferlab makes, and only when asked); or a checkpoint "
+                "file in a format ferlab.models.weights knows, .safetensors included (never downloads) "
+                "(default: none, random init)", None),
     "input_size": ("side of the network input in pixels", None),
     "epochs": ("training epochs (default: the method's official value)", None),
     "batch_size": ("global batch size, split over torchrun processes (default: the method's)", None),
@@ -76,7 +80,7 @@ TRAIN_HELP = {
     "tensorboard": ("also log every epoch to RUN/tensorboard (needs the tensorboard package, ferlab[dev])", None),
 }
 
-METAVARS = {"data_root": "DIR", "weights": "FILE", "noise_file": "FILE", "out_dir": "DIR", "input_size": "PX",
+METAVARS = {"data_root": "DIR", "weights": "NAME|FILE", "noise_file": "FILE", "out_dir": "DIR", "input_size": "PX",
             "epochs": "N", "batch_size": "N", "limit_train": "N", "limit_eval": "N", "checkpoint_every": "N|TIME",
             "log_every": "N", "mean_last_k": "K", "train_fit_every": "N", "noise_rate": "RATE", "val_fraction": "F"}
 
@@ -114,9 +118,6 @@ def _choices(spec):
         return [m for m in list_methods() if not m.startswith("_")]
     if spec == "datasets":
         return dataset_names()
-    if spec == "backbones":
-        from ..models import list_backbones
-        return list_backbones()
     if spec in ("optimizers", "optimizer_impls"):
         from ..engine import optim
         return list(optim.OPTIMIZERS) if spec == "optimizers" else list(optim.OPTIMIZER_IMPLS)
@@ -190,6 +191,9 @@ def add_train_flags(tr) -> None:
     fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key, typ in TRAIN_FLAGS.items():
         text, spec = TRAIN_HELP[key]
+        if spec == "backbones":       # not a choice: timm:<model> / tv:<model> are checked with the config
+            from ..models import list_backbones
+            text, spec = text.format(backbones=", ".join(list_backbones())), None
         if not any(fields.get(key) is v for v in (None, False, dataclasses.MISSING)) and "(default" not in text:
             text += f" (default: {fields[key]})"
         flag = "--" + key.replace("_", "-")

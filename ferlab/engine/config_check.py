@@ -203,13 +203,13 @@ def check_values(cfg, where: dict | None = None) -> None:
 def _check_names(cfg, where) -> None:
     from ..data import DATASETS
     from ..methods import list_methods, method_class
-    from ..models import list_backbones
+    from ..models.registry import backbone_problem
     if cfg.method not in list_methods():
         raise ConfigError(f"{_where('method', where)}: unknown method {cfg.method!r}; available: "
                           f"{', '.join(m for m in list_methods() if not m.startswith('_'))}")
-    if cfg.backbone not in list_backbones():
-        raise ConfigError(f"{_where('backbone', where)}: unknown backbone {cfg.backbone!r}; available: "
-                          f"{', '.join(list_backbones())}")
+    problem = backbone_problem(cfg.backbone)
+    if problem:
+        raise ConfigError(f"{_where('backbone', where)}: {problem}")
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"{_where('dataset', where)}: unknown dataset {cfg.dataset!r}; available: "
                           f"{', '.join(sorted(DATASETS))}")

@@ -150,7 +150,8 @@ class Method(nn.Module):
         """(weight (K, C), bias (K,)) of a classifier that is linear in the globally pooled last
         feature map -- what a weight CAM needs -- or None when the head is not."""
         fc = getattr(self.backbone, "fc", None)
-        if isinstance(fc, nn.Linear) and fc.in_features == self.backbone.num_features:
+        if isinstance(fc, nn.Linear) and fc.in_features == self.backbone.num_features \
+                and getattr(self.backbone, "linear_pool", True):
             bias = fc.bias if fc.bias is not None else fc.weight.new_zeros(fc.out_features)
             return fc.weight, bias
         return None

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from ..collectives import gather_cat
 from ..losses.pairwise_uncertainty import (PairwiseConfidence, exclude_class, latent_distribution_target,
                                            similarity_preserving_loss, soft_label_loss)
+from ..models.stages import require_stages
 from .base import Method, register_method
 
 
@@ -95,6 +96,8 @@ class DMUE(Method):
             raise ValueError(f"neck must be 'shared', 'per_branch' or 'none', got {neck!r}")
         if num_classes < 3:
             raise ValueError(f"DMUE needs at least 3 classes (auxiliary branches see C - 1), got {num_classes}")
+        require_stages(backbone, "DMUE", "its C + 1 branches are copies of the backbone's last stage, a module from "
+                                         "one (N, C, h, w) map to the next")
         C, D = num_classes, backbone.num_features
         backbone.reset_classifier(0)
         # the backbone's last stage is the target branch; the C auxiliary copies start from its (pre-trained) weights

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..data import transforms as T
 from ..losses.flip_attention import class_activation_maps, flip_attention_consistency
+from ..models.stages import require_map_classifier
 from .base import Method, register_method
 
 PAIRINGS = ("independent", "mirror")
@@ -49,6 +50,8 @@ class EAC(Method):
         super().__init__(backbone, num_classes, augment={"flip": 0.0, **augment}, **kw)
         if pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+        require_map_classifier(backbone, "EAC", "its CAMs are the classifier's weights applied to the channels of "
+                                                "the last stage's map")
         if getattr(backbone, "num_classes", None) != num_classes:
             backbone.reset_classifier(num_classes)
         self.lam, self.pairing, self.single_pass = float(lam), pairing, bool(single_pass)

@@ -39,6 +39,7 @@ from ..collectives import gather_cat, gather_cat_with_grad
 from ..data import transforms as T
 from ..losses.landmark_contrastive import (LabelDistributionEstimator, adaptive_wing_loss, el_contrastive_loss,
                                            enqueue, heatmap_targets, init_queue, pseudo_labels)
+from ..models.stages import require_stages
 from .base import Method, register_method
 
 MS_CELEB_MEAN = (0.5412, 0.4324, 0.3795)
@@ -58,6 +59,8 @@ class LandmarkBranch(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_landmarks: int, bias: bool = False):
         super().__init__()
+        require_stages(backbone, "LA-Net", "its landmark branch copies stages 2..n onto the first stage's map and "
+                                           "builds its FPN from the stages' maps")
         if len(backbone.stages) < 2:
             raise ValueError(f"LA-Net's landmark branch needs a backbone with at least 2 stages (it copies "
                              f"stages 2..n onto stage 1's map); got {len(backbone.stages)}: {backbone.stage_names}")

@@ -3,7 +3,12 @@
 Every backbone has a random-init entry (``weights=None``) and may have named weights (``tags``):
 ``create_backbone("dlib_resnet29", weights="dlib")`` reads dlib's face-recognition ResNet from the
 installed ``face-recognition-models`` package. Any other ``weights`` is a checkpoint file in a format
-:mod:`ferlab.models.weights` knows (or a dlib ``.dat`` for ``dlib_resnet29``). The built model carries
+:mod:`ferlab.models.weights` knows (or a dlib ``.dat`` for ``dlib_resnet29``).
+
+Networks of other libraries need no registration: ``timm:<model>`` is any timm model
+(:mod:`ferlab.models.timm_backbones`, ``weights="timm"`` fetches timm's published weights) and
+``tv:<model>`` any torchvision classification model (:mod:`ferlab.models.tv_backbones`, ``weights=``
+a name of its weights enum, e.g. ``IMAGENET1K_V2``, fetched by torchvision). The built model carries
 
 - ``pretrained_cfg`` (:mod:`ferlab.models.pretrained`): normalisation, native / minimum input size,
   provenance and licence of its weights (``default_cfg`` is the same dict, timm's older name);
@@ -80,8 +85,33 @@ def dlib_resnet29(**kw):
 
 
 def list_backbones() -> list[str]:
-    """The registered backbone names, sorted."""
+    """The registered backbone names, sorted (``timm:<model>`` and ``tv:<model>`` name any other network)."""
     return sorted(_REGISTRY)
+
+
+#: name prefix -> module of its library's adapter (``create``, ``backbone_info``, ``weight_tags``, ``is_tag``,
+#: ``model_problem``)
+LIBRARIES = {"timm:": "timm_backbones", "tv:": "tv_backbones"}
+
+
+def library(name: str):
+    """(adapter module, model name) of a ``timm:`` / ``tv:`` backbone name, or (None, name)."""
+    import importlib
+    for prefix, module in LIBRARIES.items():
+        if name.startswith(prefix):
+            return importlib.import_module(f"{__package__}.{module}"), name[len(prefix):]
+    return None, name
+
+
+def backbone_problem(name: str) -> str | None:
+    """Why ``name`` names no backbone (unknown; its library is not installed or has no such model), or None."""
+    lib, arch = library(name)
+    if lib is not None:
+        return lib.model_problem(arch)
+    if name not in _REGISTRY:
+        return (f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}; any timm or torchvision "
+                f"model as timm:<model> / tv:<model> (`ferlab backbones`)")
+    return None
 
 
 def _entry(name: str):
@@ -102,13 +132,21 @@ def _tag(name: str, weights) -> str | None:
 
 def backbone_info(name: str, weights: str | Path | None = None) -> dict:
     """The pretrained configuration ``create_backbone(name, weights=weights)`` would carry (no file
-    is read): ``mean``, ``std``, ``input_size``, ``min_input_size``, provenance, licence, ..."""
+    is read, nothing is fetched): ``mean``, ``std``, ``input_size``, ``min_input_size``, provenance, licence, ..."""
+    lib, arch = library(name)
+    if lib is not None:
+        tag = weights if weights is None or lib.is_tag(arch, weights) else None
+        return {**lib.backbone_info(arch, tag), "backbone": name, "tag": tag,
+                "weights": str(weights) if weights else None}
     tag = _tag(name, weights)
     return {**_entry(name)[1][tag], "backbone": name, "tag": tag, "weights": str(weights) if weights else None}
 
 
 def weight_tags(name: str) -> list[str]:
     """Named weights of a backbone (``create_backbone(name, weights=tag)``)."""
+    lib, arch = library(name)
+    if lib is not None:
+        return lib.weight_tags(arch)
     return [t for t in _entry(name)[1] if t is not None]
 
 
@@ -124,7 +162,17 @@ def packaged_file(cfg: dict) -> Path:
 def create_backbone(name: str, weights: str | Path | None = None, num_classes: int = 0, min_match: float = 0.9,
                     verbose: bool = True, **kw) -> nn.Module:
     """Build ``name`` with constructor arguments ``kw``; ``weights``: None (random init), a tag of
-    :func:`weight_tags`, or a checkpoint file (any format :mod:`ferlab.models.weights` knows)."""
+    :func:`weight_tags`, or a checkpoint file (any format :mod:`ferlab.models.weights` knows).
+    ``timm:<model>`` / ``tv:<model>``: ``kw`` go to the library's constructor, except ``drop_rate`` and
+    ``min_reduction`` (:mod:`ferlab.models.chain`)."""
+    lib, arch = library(name)
+    if lib is not None:
+        model = lib.create(arch, weights=weights, num_classes=num_classes, min_match=min_match, verbose=verbose, **kw)
+        cfg = backbone_info(name, weights)
+        cfg["min_input_size"] = model.min_input_size = max(model.min_input_size, cfg["min_input_size"])
+        model.pretrained_cfg = model.default_cfg = cfg
+        model.backbone_args = dict(kw)
+        return model
     fn, cfgs = _entry(name)
     if isinstance(weights, str) and weights not in cfgs and not Path(weights).exists() \
             and not Path(weights).suffix and "/" not in weights:

@@ -13,6 +13,13 @@ that maps (N, C_in, h, w) -> (N, C, h / s, w / s)); the last stage feeds the hea
 ``reduction`` is the total stride of a stage's output relative to the input image (nominal: an
 unpadded network such as dlib's is a pixel or two smaller). ``stages`` is a view on modules the
 backbone already owns: nothing is registered twice and no parameter name changes.
+
+What a method may rely on beyond :meth:`~StagedBackbone.forward_features` and the pooled head:
+``spatial_stages`` (False for a token network whose last tokens are put on a grid: no stem, no
+stages), ``head_hidden`` (True where the pooled features pass a hidden layer before ``fc``, so
+``fc`` does not act on the map's channels) and ``linear_pool`` (True where the pooled features are
+the plain mean of the map, so a classifier CAM decomposes the logits). :func:`require_stages` and
+:func:`require_map_classifier` refuse, in one line, a backbone that lacks what a method computes on.
 """
 from __future__ import annotations
 
@@ -29,6 +36,12 @@ class StagedBackbone:
 
     stage_names: tuple[str, ...]
     stem_info: dict
+    #: stages that map (N, C, h, w) maps to maps (False: a token network, see the module docstring)
+    spatial_stages = True
+    #: the pooled features are the mean of the last map (no normalisation or hidden layer after the pooling)
+    linear_pool = True
+    #: the pooled features pass a hidden layer before ``fc`` (``fc`` does not read the map's channels)
+    head_hidden = False
 
     @property
     def stages(self) -> tuple[nn.Module, ...]:
@@ -67,3 +80,24 @@ class StagedBackbone:
         for stage in self.stages[start:end]:
             x = stage(x)
         return x
+
+
+def backbone_name(backbone) -> str:
+    """The name a backbone was built under (``create_backbone``'s), else its class name."""
+    return (getattr(backbone, "pretrained_cfg", None) or {}).get("backbone") or type(backbone).__name__
+
+
+def require_stages(backbone, method: str, need: str) -> None:
+    """ValueError naming ``method`` and why (``need``) when ``backbone`` has no spatial stages."""
+    if not getattr(backbone, "spatial_stages", True):
+        raise ValueError(f"{method} cannot run on {backbone_name(backbone)}: {need}, and it has no stages "
+                         f"({getattr(backbone, 'no_stages_reason', 'no spatial stages')})")
+
+
+def require_map_classifier(backbone, method: str, need: str) -> None:
+    """ValueError naming ``method`` and why (``need``) when the backbone's classifier does not read the
+    pooled channels of its last map (a hidden layer between them)."""
+    if getattr(backbone, "head_hidden", False):
+        raise ValueError(f"{method} cannot run on {backbone_name(backbone)}: {need}, and its head passes the "
+                         f"pooled {backbone.map_channels} channels through a hidden layer to {backbone.num_features} "
+                         f"features before the classifier")
