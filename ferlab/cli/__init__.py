@@ -1,6 +1,6 @@
 """The ``ferlab`` command. One module per subcommand group, each with ``add_parser(sub)`` and
 ``COMMANDS`` (its command names and one-line helps, plain constants): :mod:`.train`, :mod:`.evaluate`
-(eval, export), :mod:`.predict`, :mod:`.data` (noise, neighbors, landmarks, datasets), :mod:`.demo`,
+(eval, export), :mod:`.predict`, :mod:`.crop`, :mod:`.data` (noise, neighbors, landmarks, datasets), :mod:`.demo`,
 :mod:`.figures`, :mod:`.audit`, :mod:`.prepare`, :mod:`.backbones`.
 
 Only the command being run gets its full parser (choice lists come from the method, dataset and
@@ -12,13 +12,13 @@ import argparse
 import os
 import sys
 
-from . import audit, backbones, data, demo, evaluate, figures, predict, prepare, train
+from . import audit, backbones, crop, data, demo, evaluate, figures, predict, prepare, train
 from .common import DATASET_FLAGS
 from .train import TRAIN_FLAGS, config_from_args
 
 __all__ = ["DATASET_FLAGS", "TRAIN_FLAGS", "build_parser", "config_from_args", "main"]
 
-SUBCOMMANDS = (train, evaluate, predict, data, prepare, demo, figures, audit, backbones)
+SUBCOMMANDS = (train, evaluate, predict, crop, data, prepare, demo, figures, audit, backbones)
 
 
 def command_of(argv) -> str | None:

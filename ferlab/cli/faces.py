@@ -23,7 +23,8 @@ def add_face_flags(p, framing_default: str, framing_help: str) -> None:
                         "on round patterns)")
     p.add_argument("--detect-size", dest="detect_size", type=int, default=800, metavar="PX",
                    help="long side of the photo the detector sees (faces from ~40 px there; 0: full size, slower)")
-    p.add_argument("--framing", choices=tuple(dict.fromkeys((framing_default, *FRAMING_NAMES))), default=framing_default,
+    p.add_argument("--framing", choices=tuple(dict.fromkeys((framing_default, *FRAMING_NAMES))),
+                   default=framing_default,
                    help=f"how faces are cut: {framing_help}; {FRAMING_HELP}")
     p.add_argument("--padding", type=float, metavar="P",
                    help="margin around dlib's reference face, a fraction of its size per side (overrides "
@@ -109,7 +110,8 @@ def predict_photos(args, predictor, paths: list[Path]) -> int:
         sys.stdout.write(buf.getvalue())
     read = len(paths) - len(failed)
     print(f"{read} photos, {n_faces} faces ({framing.describe()}, {args.detector} detector)"
-          + (f" -> {args.out}" if args.out else "") + (f"; annotated photos in {args.annotate}" if args.annotate else "")
+          + (f" -> {args.out}" if args.out else "")
+          + (f"; annotated photos in {args.annotate}" if args.annotate else "")
           + (f"; no face in {len(no_face)}: {', '.join(p.name for p in no_face[:10])}"
              + (" ..." if len(no_face) > 10 else "") if no_face else ""), file=sys.stderr)
     if failed:

@@ -126,8 +126,9 @@ def _check_manifest(dst: Path, manifest: dict) -> None:
     keys = ("framing", "detector", "detect_size", "all_faces", "background")
     diff = [k for k in keys if earlier.get(k) != manifest[k]]
     if diff:
-        raise DatasetError(f"{dst}: holds crops made with other options ({', '.join(f'{k} {earlier.get(k)}' for k in diff)}); "
-                           f"give the same options to resume, or another --out")
+        was = ", ".join(f"{k} {earlier.get(k)}" for k in diff)
+        raise DatasetError(f"{dst}: holds crops made with other options ({was}); give the same options to resume, "
+                           f"or another --out")
 
 
 def _done(rel: Path, stem: Path, dst: Path, earlier: dict, all_faces: bool) -> list[dict] | None:
