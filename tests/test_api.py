@@ -120,4 +120,4 @@ def test_import_ferlab_is_light_and_names_resolve_on_use():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "True", "True", "ferlab.predictor", "[]"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        ferlab.nope
+        _ = ferlab.nope

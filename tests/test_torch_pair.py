@@ -47,17 +47,18 @@ def test_the_oldest_pair_is_a_pair_and_pyproject_declares_it():
 
 
 def test_import_ferlab_names_a_torchvision_of_another_build(tmp_path):
-    """A torchvision package whose version file says CUDA 12 shadows the real one: importing ferlab
-    fails with the one-line reason, before anything imports torch."""
+    """A torchvision package of the right release but another build (CPU beside a CUDA torch, CUDA 12
+    beside any other) shadows the real one: importing ferlab fails with the one-line reason."""
+    release, _, build = torch.__version__.partition("+")
+    if not build:
+        pytest.skip(f"torch {torch.__version__} names no build")
+    other = "cpu" if build.startswith("cu") else "cu128"
     fake = tmp_path / "torchvision"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
-    (fake / "version.py").write_text("__version__ = '0.%d.0+cu128'\n" % (int(torch.__version__.split('.')[1]) + 15))
-    torch_build = torch.__version__.partition("+")[2]
-    if not torch_build or torch_build.startswith("cu12"):
-        pytest.skip(f"torch {torch.__version__} is itself a CUDA 12 build or names none")
+    (fake / "version.py").write_text(f"__version__ = '0.{int(release.split('.')[1]) + 15}.0+{other}'\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", "import ferlab"], capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("ImportError: torchvision 0.") and "is a CUDA 12 build but torch" in last
+    assert last.startswith("ImportError: torchvision 0.") and f"+{other} is a " in last and "build but torch" in last
