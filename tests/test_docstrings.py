@@ -18,6 +18,7 @@ The rule the test applies:
 import dataclasses
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -149,3 +150,18 @@ def test_the_check_sees_a_missing_docstring():
             "ferlab_probe.Pair", "ferlab_probe.Plain", "ferlab_probe.helper"]
     finally:
         del sys.modules["ferlab_probe"]
+
+
+def documented_attributes(cls) -> list[str]:
+    """The names of the ``Attributes:`` section of ``cls``'s Google-style docstring, in order."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    if "\nAttributes:\n" not in doc:
+        return []
+    section = doc.split("\nAttributes:\n", 1)[1]
+    section = re.split(r"\n\S", section, maxsplit=1)[0]       # up to the next unindented line
+    return re.findall(r"^    (\w+):", section, re.M)
+
+
+def test_train_config_documents_every_field_in_order():
+    from ferlab.engine.config import TrainConfig
+    assert documented_attributes(TrainConfig) == [f.name for f in dataclasses.fields(TrainConfig)]
