@@ -138,6 +138,17 @@ class Predictor:
         amp: ``auto`` (bf16 autocast where the device computes bf16 natively: :mod:`ferlab.engine.precision`),
             ``bf16``, ``fp16`` (CUDA) or ``off`` (float32). Probabilities are a float32 softmax either way.
         channels_last: ``auto`` (with bf16 autocast and on CUDA), ``on`` or ``off``.
+        source: the model file, named in messages.
+        framing: the run's recorded framing (:meth:`ferlab.data.faces.Framing.to_dict`), or None.
+        dataset: the run's dataset name (its framing when the run recorded none).
+
+    Attributes:
+        method: the :class:`~ferlab.methods.base.Method`, in eval mode on ``device``.
+        classes: class names in logit order.
+        image_size: side of the uint8 images the model was trained on.
+        device: the ``torch.device`` the model runs on.
+        framing: the :class:`~ferlab.data.faces.Framing` faces are cut from photos with
+            (:meth:`predict_faces`); ``framing_note`` says why when it is not the run's own.
     """
 
     def __init__(self, method: Method, classes: Sequence[str], image_size: int, device: str | torch.device = "cpu",
