@@ -2,10 +2,12 @@
 
 - The notebooks in ``notebooks/`` (committed without outputs) are rendered with their outputs: each is
   executed once in smoke mode (``SMOKE = True``: tiny data, one epoch; ``DEVICE = "cpu"``) and the executed
-  copy is kept in ``build/notebooks/`` (``$FERLAB_NOTEBOOK_CACHE``), keyed by the notebook's and the
-  package's source. ``tests/test_notebooks.py`` writes the same copies when it runs the notebooks, so the
-  test command executes each notebook once; ``mkdocs build`` executes only the missing or outdated ones.
-  A cell that fails fails the build.
+  copy is kept in ``build/notebooks/notebooks/`` (``$FERLAB_NOTEBOOK_CACHE/notebooks/``), keyed by the
+  notebook's and the package's source. ``tests/test_notebooks.py`` writes the same copies when it runs the
+  notebooks (scripts/check.sh sets the variable), so the test command executes each notebook once;
+  ``mkdocs build`` executes only the missing or outdated ones. A cell that fails fails the build.
+  ``FERLAB_DOCS_NOTEBOOKS=cached`` uses any executed copy present, outdated or not (quick edits of the
+  prose pages).
 - The figures of ``figures/`` and the executed notebooks become part of the site without being copied
   into ``docs/``; the "Notebooks" section of the navigation lists every notebook in order.
 - Every public function and class documented in the API reference must have a docstring: a missing one
@@ -16,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,9 @@ NOTEBOOKS = ROOT / "notebooks"
 FIGURES = ROOT / "figures"
 NOTEBOOK_KEY = "ferlab_docs_key"
 INJECTED_TAG = "injected-parameters"
+#: figures become PNG outputs of their cells (matplotlib's inline backend, what Jupyter uses)
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+WIDGET = "application/vnd.jupyter.widget-view+json"
 log = logging.getLogger("mkdocs.hooks.ferlab")
 
 
@@ -59,14 +63,17 @@ def inject_smoke_cell(nb, out_dir: str, device: str):
 
 
 def save_executed(nb, notebook: Path, key: str | None = None) -> Path:
-    """Write the executed ``nb`` of ``notebook`` to the cache, its smoke cell shown without temporary paths."""
+    """Write the executed ``nb`` of ``notebook`` to the cache, its smoke cell shown without temporary paths and
+    without the progress-bar widgets (they have no state outside a live kernel)."""
     import nbformat
     for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
         if INJECTED_TAG in cell.metadata.get("tags", []):
             cell.source = ("# the documentation shows a smoke run: tiny data, one epoch, on the CPU\n"
                            + smoke_cell_source("runs/notebooks", "cpu"))
     nb.metadata[NOTEBOOK_KEY] = key or source_key(notebook)
-    out = cache_dir() / notebook.name
+    out = cached_path(notebook)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     nbformat.write(nb, tmp)
@@ -74,12 +81,17 @@ def save_executed(nb, notebook: Path, key: str | None = None) -> Path:
     return out
 
 
+def cached_path(notebook: Path) -> Path:
+    return cache_dir() / "notebooks" / notebook.name
+
+
 def executed_copy(notebook: Path) -> Path:
     """The cached executed copy of ``notebook``, executing it first when missing or outdated."""
     import nbformat
     key = source_key(notebook)
-    out = cache_dir() / notebook.name
-    if out.is_file() and nbformat.read(out, as_version=4).metadata.get(NOTEBOOK_KEY) == key:
+    out = cached_path(notebook)
+    if out.is_file() and (os.environ.get("FERLAB_DOCS_NOTEBOOKS") == "cached"
+                          or nbformat.read(out, as_version=4).metadata.get(NOTEBOOK_KEY) == key):
         return out
     from nbclient import NotebookClient
     log.info("executing %s in smoke mode", notebook.name)
@@ -87,7 +99,7 @@ def executed_copy(notebook: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="ferlab-docs-nb-") as work:
         inject_smoke_cell(nb, str(Path(work) / "runs"), "cpu")
         before = os.environ.get("MPLBACKEND")
-        os.environ["MPLBACKEND"] = "Agg"
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
         try:
             NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": work}}).execute()
         finally:
@@ -188,7 +200,10 @@ def on_files(files, config, **kwargs):
     for path in sorted(FIGURES.glob("*.png")):
         files.append(File.generated(config, f"figures/{path.name}", abs_src_path=str(path)))
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        files.append(File.generated(config, f"notebooks/{path.name}", abs_src_path=str(executed_copy(path))))
+        executed_copy(path)
+        # a File read from the cache folder (mkdocs-jupyter reads a notebook through its src_dir)
+        files.append(File(f"notebooks/{path.name}", src_dir=str(cache_dir()), dest_dir=config["site_dir"],
+                          use_directory_urls=config["use_directory_urls"]))
     groups = api_modules()
     files.append(File.generated(config, "reference/api/index.md", content=api_index(groups)))
     for group, modules in groups.items():

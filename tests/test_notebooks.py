@@ -33,9 +33,10 @@ def test_runs_in_smoke_mode(path, tmp_path, device):
     smoke.metadata["tags"] = ["injected-parameters"]
     nb.cells.insert(i + 1, smoke)
     env_before = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"     # figures as PNG outputs, no window
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         if env_before is None:
             os.environ.pop("MPLBACKEND", None)
