@@ -21,8 +21,8 @@ a name of its weights enum, e.g. ``IMAGENET1K_V2``, fetched by torchvision). The
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch.nn as nn
 
@@ -169,7 +169,7 @@ def create_backbone(name: str, weights: str | Path | None = None, num_classes: i
     if lib is not None:
         model = lib.create(arch, weights=weights, num_classes=num_classes, min_match=min_match, verbose=verbose, **kw)
         cfg = backbone_info(name, weights)
-        cfg["min_input_size"] = model.min_input_size = max(model.min_input_size, cfg["min_input_size"])
+        cfg["min_input_size"] = model.min_input_size          # the built network's (a ViT's img_size argument)
         model.pretrained_cfg = model.default_cfg = cfg
         model.backbone_args = dict(kw)
         return model

@@ -121,7 +121,7 @@ def _chain(model: nn.Module, feature_modules: list[str]) -> list[str]:
     """The names of the pieces ``forward_features`` runs, in order: the top-level children up to the
     head, each container that holds a feature module replaced by its children (recursively)."""
     names = []
-    for name, child in model.named_children():
+    for name, _child in model.named_children():
         if name in HEAD_CHILDREN:
             break
         names.append(name)
@@ -175,14 +175,19 @@ def _spatial(model: nn.Module, arch: str, num_classes: int, drop_rate: float, mi
     return net
 
 
+def _first_side(value) -> int | None:
+    """An image side from timm's ``img_size`` / ``patch_size`` (an int or an (h, w) pair), or None."""
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    return int(value) if isinstance(value, int) else None
+
+
 def _grid(model: nn.Module, arch: str, num_classes: int, drop_rate: float):
     """The :class:`TimmGridBackbone` of a token model that puts its last tokens on a grid, or None."""
     if not hasattr(model, "forward_intermediates"):
         return None
     pe = getattr(model, "patch_embed", None)
-    fixed = None
-    if pe is not None and getattr(pe, "strict_img_size", False) and getattr(pe, "img_size", None):
-        fixed = int(pe.img_size[0])
+    fixed = _first_side(getattr(pe, "img_size", None)) if getattr(pe, "strict_img_size", False) else None
     net = TimmGridBackbone(model, 1, 1, 0, drop_rate, min_input_size=fixed or 1, fixed_input_size=fixed)
     with torch.no_grad():
         try:
@@ -192,7 +197,7 @@ def _grid(model: nn.Module, arch: str, num_classes: int, drop_rate: float):
             return None
     if f.ndim != 4:
         return None
-    smallest = fixed or (int(pe.patch_size[0]) if pe is not None else 1)
+    smallest = fixed or _first_side(getattr(pe, "patch_size", None)) or 1
     net = TimmGridBackbone(model, f.shape[1], pooled.shape[1], num_classes, drop_rate, min_input_size=smallest,
                            fixed_input_size=fixed)
     net.linear_pool = CH.close(pooled, f.mean((2, 3)))
