@@ -48,7 +48,8 @@ def collect(results: Path = RESULTS) -> dict:
                      "backbone": cfg["backbone"], "weights": cfg["weights"], "backbone_args": cfg.get("backbone_args"),
                      "input_size": cfg["input_size"], "epochs": len(run["curve"]), "protocol": run["protocol"],
                      "test_dedup_last": run["test_dedup_last"], "train_time_s": run["train_time_s"],
-                     "curve": [{k: c.get(k) for k in ("epoch", "train_acc", "val_acc", "test_acc")} for c in run["curve"]],
+                     "curve": [{k: c.get(k) for k in ("epoch", "train_acc", "val_acc", "test_acc")}
+                               for c in run["curve"]],
                      "commit": grid.get("commit"), "config": cfg})
     return {"benchmark": "ferplus-backbone-comparison", "setting": "clean FERPlus majority labels, first 8,000 "
             "FER2013Train images, FER2013Valid / FER2013Test majority labels, 7 classes, CE baseline",

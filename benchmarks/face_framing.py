@@ -48,7 +48,8 @@ def measure(files: list[Path]) -> dict:
     p = float(np.median(padding))
     template_centroid = (CHIP_TEMPLATE.mean(0) + p) / (1 + 2 * p)
     offset = centroids - template_centroid
-    q = lambda a: [round(float(v), 4) for v in np.percentile(a, [25, 50, 75])]
+    def q(a):
+        return [round(float(v), 4) for v in np.percentile(a, [25, 50, 75])]
     return {"images": len(files), "measured": len(scales), "padding_quartiles": q(padding),
             "shift_y_quartiles": q(offset[:, 1]), "shift_x_quartiles": q(offset[:, 0]),
             "padding": round(p, 3), "shift": round(float(np.median(offset[:, 1])), 3),

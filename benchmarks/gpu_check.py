@@ -307,7 +307,8 @@ def train_run(cfg: TrainConfig, seed: int, resume: bool = False, stop_after: int
             probe.remove()
     sync(device)
     out = {"losses": probe.loss_values(), "terms": probe.term_values(), "images_per_s": probe.images_per_s(),
-           **peak_memory(device), "time_s": time.perf_counter() - t0, "stopped": stopped, "global_step": trainer.global_step,
+           **peak_memory(device), "time_s": time.perf_counter() - t0, "stopped": stopped,
+           "global_step": trainer.global_step,
            "resolved": {"device": str(trainer.device), "amp": trainer.cfg.amp,
                         "channels_last": trainer.cfg.channels_last, "cache": trainer.cfg.cache,
                         "cache_device": str(trainer.train_set.cache.device), "world_size": trainer.info.world_size,
@@ -486,7 +487,8 @@ def settings(args) -> dict:
     s = {k: getattr(args, k, None) if getattr(args, k, None) is not None else v for k, v in base.items()}
     if s["image_size"] is None:
         s["image_size"] = min(s["size"], 112)
-    s.update(images=s["steps"] * s["batch_size"], faces=s["steps"] * s["batch_size"] // max(1, s["repeat"]), epochs=EPOCHS,
+    s.update(images=s["steps"] * s["batch_size"], faces=s["steps"] * s["batch_size"] // max(1, s["repeat"]),
+             epochs=EPOCHS,
              checkpoint_every=s["steps"] // 2, seed=args.seed, dry=args.dry)
     return s
 
@@ -551,7 +553,8 @@ def check(args) -> int:
             row = {"config": variant, **{k: v for k, v in run.items() if k != "state"},
                    **evaluate(run, name, reference, rtol, device)}
             if name == "cache_gpu" and device.type != "cuda":
-                row["note"] = "cache gpu on the CPU is the RAM cache (the trainer moves the cache only to a CUDA device)"
+                row["note"] = ("cache gpu on the CPU is the RAM cache (the trainer moves the cache only to a CUDA "
+                               "device)")
             if name == "bf16" and "state" in run:
                 try:
                     row["resume"] = resume_check(method, variant, s, work, run, args.verbose)

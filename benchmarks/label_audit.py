@@ -353,7 +353,8 @@ def figure(results: dict, path: Path) -> Path:
             if e["kind"] == "cross_val_confidence":
                 continue
             curve = {int(k): v for k, v in e["precision_curve"].items() if v is not None}
-            style = {"cleanlab": {"color": "black", "lw": 2.2}, "rank_average": {"color": "gray", "lw": 1.6, "ls": "-."},
+            style = {"cleanlab": {"color": "black", "lw": 2.2},
+                     "rank_average": {"color": "gray", "lw": 1.6, "ls": "-."},
                      "signal": {"color": COLORS.get(e.get("method"), "tab:cyan"), "lw": 1.3}}
             ax.plot(list(curve), list(curve.values()), label=e["approach"], **style.get(e["kind"], {"lw": 1.3}))
             if e.get("flagged_set") and e["flagged_set"]["flagged"]:
@@ -390,7 +391,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ks", type=int, nargs="+", default=[500, 1000, 2000], help="k of precision at k")
     ap.add_argument("--device", default="cpu", help="device for scoring runs and training folds (cpu, cuda, ...)")
     ap.add_argument("--archive", default=str(ARCHIVE),
-                    help=f"folder of archived per-image scores (default {ARCHIVE.relative_to(ROOT)}); 'none': no archive")
+                    help=f"folder of archived per-image scores (default {ARCHIVE.relative_to(ROOT)}); "
+                         f"'none': no archive")
     ap.add_argument("--results", help="results JSON (default benchmarks/results/label-audit-<runs folder>.json)")
     ap.add_argument("--table", action="store_true", help="print the markdown table of the results JSON and stop")
     ap.add_argument("--figure", help="draw the precision-at-k figure of the results JSON to this PNG and stop")
@@ -435,8 +437,9 @@ def main(argv=None) -> int:
     results.update({"benchmark": "label-audit", "runs_dir": str(runs_dir), "commit": commit, "command": command,
                     "target": "given training label != reference label (FERPlus majority), on the rows that have one",
                     "cost": "train_time_s = seconds in the training loop (sum of metrics.jsonl time_s) of the runs "
-                            "an approach needs: 1 run per in-training signal, K fold runs for cleanlab; an entry's machine is "
-                            "the CPU its runs were trained and archived on (times compare only on one machine)",
+                            "an approach needs: 1 run per in-training signal, K fold runs for cleanlab; an entry's "
+                            "machine is the CPU its runs were trained and archived on (times compare only on one "
+                            "machine)",
                     **machine_and_versions(torch.device(args.device))})
     write_text_atomic(json.dumps(jsonable(results), indent=2), out)
     print(f"wrote {out}")

@@ -45,7 +45,8 @@ def probe(cfg: TrainConfig, steps: int, epoch: int, window: int) -> list[dict]:
             if k != "logits" and torch.is_tensor(v) and v.ndim == 0:
                 acc[k] = acc.get(k, 0.0) + float(v.detach())
         if "logits" in out:
-            acc["train_acc"] = acc.get("train_acc", 0.0) + float((out["logits"].argmax(1) == batch["label"]).float().mean())
+            hits = (out["logits"].argmax(1) == batch["label"]).float().mean()
+            acc["train_acc"] = acc.get("train_acc", 0.0) + float(hits)
         n += 1
         if n == window:
             rows.append({"step": step, **{k: v / n for k, v in acc.items()}, "skipped": skipped})

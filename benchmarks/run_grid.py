@@ -175,9 +175,11 @@ def main(argv=None) -> int:
     ap.add_argument("--noise-seed", type=int, default=0)
     ap.add_argument("--out-dir", default="runs")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--results", default=None, help="results JSON (default benchmarks/results/ferplus-grid-<preset>.json)")
+    ap.add_argument("--results", default=None,
+                    help="results JSON (default benchmarks/results/ferplus-grid-<preset>.json)")
     ap.add_argument("--collect", action="store_true", help="only write the results JSON from finished runs")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key in every run")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     import yaml

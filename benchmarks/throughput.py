@@ -15,8 +15,8 @@ convolution; bf16 where the device computes it natively) and, per method, size a
 :mod:`ferlab.engine.precision`), images/s, steps/s, peak memory (this process's RSS high-water mark; CUDA
 allocator peak), the step-time ratio to the baseline step, the FLOPs of one training step
 (``torch.utils.flop_counter``: matmuls and convolutions, forward + backward) and the achieved
-fraction of the peak of the precision the step ran in; each row names its backbone, weights and ``backbone_args``. The input
-normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is
+fraction of the peak of the precision the step ran in; each row names its backbone, weights and ``backbone_args``.
+The input normalisation is the backbone's ``pretrained_cfg`` (of the named weights). The step measured is
 the trainer's: uint8 batch -> device -> batched augmentation -> forward -> loss -> backward ->
 optimizer step (autocast and memory format as the trainer resolves them), with
 each method's per-sample state sized by ``setup_train`` on a synthetic training set (LDLVA's
@@ -96,7 +96,8 @@ def peak_flops(device: torch.device, reps: int = 5, dtype: torch.dtype = torch.f
     x = torch.randn(32, 256, 56, 56, device=device, dtype=dtype)
     if device.type == "cuda" or dtype == torch.bfloat16:
         conv, x = conv.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
-    kernels["conv3x3 256->256 56x56 b32"] = 2 * 32 * 256 * 256 * 9 * 56 * 56 / _best_seconds(lambda: conv(x), device, reps)
+    conv_flops = 2 * 32 * 256 * 256 * 9 * 56 * 56
+    kernels["conv3x3 256->256 56x56 b32"] = conv_flops / _best_seconds(lambda: conv(x), device, reps)
     best = max(kernels, key=kernels.get)
     return {"flops_per_s": kernels[best], "kernel": best, "kernels_flops_per_s": kernels, "dtype": str(dtype),
             "threads": torch.get_num_threads()}

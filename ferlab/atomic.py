@@ -67,7 +67,8 @@ class _Recorder:
         return getattr(self._f, name)
 
 
-def write_problem(exc: BaseException, folder: str | Path, recorded: OSError | None = None) -> tuple[str, int | None] | None:
+def write_problem(exc: BaseException, folder: str | Path,
+                  recorded: OSError | None = None) -> tuple[str, int | None] | None:
     """Why a write into ``folder`` failed, as ``(reason, errno)``, when ``exc`` is a failure of the
     machine (an ``OSError``, or torch's serializer failing to write: a full disk); ``None`` for any
     other exception (a bug, an interrupt), which keeps its type. Call it before the partial file is

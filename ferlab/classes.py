@@ -5,7 +5,7 @@ datasets always goes through the class *names* (:func:`remap`).
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -16,7 +16,8 @@ DEMO = dict(method="baseline", dataset="synthetic", dataset_args={"n": 3500}, ba
             augment={"flip": 0.5}, epochs=6, eval_dataset_args={"n": 1000}, mean_last_k=3)
 
 
-def demo_config(noise_rate: float, epochs: int | None = None, device: str = "auto", out_dir: str = "runs") -> TrainConfig:
+def demo_config(noise_rate: float, epochs: int | None = None, device: str = "auto",
+                out_dir: str = "runs") -> TrainConfig:
     """The demo's run: CE on synthetic faces (:data:`DEMO`) with symmetric noise at ``noise_rate``
     (0: clean), named ``demo-ce-synthetic-sym<rate>`` or ``demo-ce-synthetic-clean``; ``epochs``
     overrides the demo's 6."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -231,7 +231,8 @@ def _latent_distributions(runs: dict[str, Path]):
     given = np.eye(noisy.num_classes)[noisy.labels[pick]]
     row_of = {str(p): i for i, p in enumerate(votes.paths)}
     vote_rows = np.asarray([votes.soft_labels[row_of[str(noisy.paths[i])]] for i in pick])
-    titles = [f"given {noisy.classes[noisy.labels[i]][:4]}, clean {noisy.classes[noisy.clean_labels[i]][:4]}" for i in pick]
+    titles = [f"given {noisy.classes[noisy.labels[i]][:4]}, clean {noisy.classes[noisy.clean_labels[i]][:4]}"
+              for i in pick]
     return label_distributions(b["image"], {"FERPlus votes": vote_rows, "given (noisy)": given,
                                             "DMUE latent": latent, "DMUE prediction": pred}, noisy.classes, titles)
 

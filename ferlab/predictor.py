@@ -20,9 +20,9 @@ logits the training pipeline's evaluation gives it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -178,7 +178,7 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", amp: str = "auto",
-             channels_last: str = "auto") -> "Predictor":
+             channels_last: str = "auto") -> Predictor:
         """From a run folder (its ``checkpoints/last.pt``), a training checkpoint (``last.pt`` /
         ``best.pt``) or a model written by ``ferlab export``; ``amp`` / ``channels_last`` as in the class."""
         from .engine import checkpoint as ckpt
@@ -194,14 +194,14 @@ class Predictor:
         raise CheckpointError(f"{path}: neither a ferlab training checkpoint nor a `ferlab export` model")
 
     @classmethod
-    def _from_checkpoint(cls, state: dict, device, source: str, **precision) -> "Predictor":
+    def _from_checkpoint(cls, state: dict, device, source: str, **precision) -> Predictor:
         from .engine.trainer import method_from_state
         method, cfg, dev = method_from_state(state, device, source)
         return cls(method, *checkpoint_metadata(state), device=dev, source=source, framing=state.get("framing"),
                    dataset=cfg.dataset, **precision)
 
     @classmethod
-    def _from_export(cls, obj: dict, device, source: str, **precision) -> "Predictor":
+    def _from_export(cls, obj: dict, device, source: str, **precision) -> Predictor:
         from .models.export import build_inference_model
         net = build_inference_model(obj, source)
         method = Method(net, obj["num_classes"], input_size=obj["input_size"], mean=obj["mean"], std=obj["std"])

@@ -46,7 +46,8 @@ def test_train_and_fit_are_one_code_path(tmp_path):
     for run in (b, c):
         assert [{k: v for k, v in h.items() if k not in drop} for h in run.history] == \
             [{k: v for k, v in h.items() if k not in drop} for h in a.history]
-        wa, wr = torch.load(a.checkpoint, weights_only=True)["model"], torch.load(run.checkpoint, weights_only=True)["model"]
+        wa = torch.load(a.checkpoint, weights_only=True)["model"]
+        wr = torch.load(run.checkpoint, weights_only=True)["model"]
         assert all(torch.equal(wa[k], wr[k]) for k in wa)
     assert a.config.method == "eac" and a.history[0]["loss"] != a.history[0]["ce"]     # EAC's attention term
 
@@ -86,7 +87,8 @@ def test_load_run_evaluate_and_predict(tmp_path):
     # the last checkpoint evaluated again: the trainer's own final test evaluation
     rep = run.evaluate("test", device="cpu")
     assert rep["acc"] == run.summary["test_last"]["acc"]
-    assert run.best_checkpoint is not None and run.evaluate("val", checkpoint="best")["acc"] == run.summary["val"]["best"]
+    assert run.best_checkpoint is not None
+    assert run.evaluate("val", checkpoint="best")["acc"] == run.summary["val"]["best"]
     predictor = run.predictor()
     assert isinstance(predictor, ferlab.Predictor) and list(predictor.classes) == run.summary["classes"]
     images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)

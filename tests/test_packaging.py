@@ -15,7 +15,8 @@ def test_torchvision_matches_torch():
 
 
 def test_cli_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "ferlab.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "ferlab.cli", "--help"], capture_output=True, text=True,
+                         check=True).stdout
     for cmd in ("train", "eval", "noise", "datasets", "demo"):
         assert cmd in out
 

@@ -16,7 +16,8 @@ def test_every_preset_parses(path):
     presets = yaml.safe_load(path.read_text())["presets"]
     assert {"paper", "cpu"} <= set(presets)
     for name in presets:
-        cfg = TrainConfig.from_yaml(path, name).resolved(method_class(TrainConfig.from_yaml(path, name).method).defaults)
+        given = TrainConfig.from_yaml(path, name)
+        cfg = given.resolved(method_class(given.method).defaults)
         assert cfg.method in list_methods() and cfg.backbone in list_backbones()
         if name.startswith("paper"):
             assert cfg.input_size == 224 and cfg.weights, f"{path}:{name} must be the paper setting"

@@ -28,7 +28,8 @@ def require_cleanlab():
     return cleanlab.filter
 
 
-def cleanlab_audit(dataset, probs: np.ndarray, filter_by: str = "prune_by_noise_rate", source: dict | None = None) -> LabelAudit:
+def cleanlab_audit(dataset, probs: np.ndarray, filter_by: str = "prune_by_noise_rate",
+                   source: dict | None = None) -> LabelAudit:
     """Rank ``dataset``'s rows with cleanlab from (N, C) out-of-sample ``probs``.
 
     Rows without a given label (``-1``) are left out of cleanlab's estimate and ranked last.

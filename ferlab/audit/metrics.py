@@ -44,7 +44,8 @@ def detection_report(score, wrong, ks=(500, 1000, 2000)) -> dict:
     """AUROC, average precision and precision at each k of ``score`` for the target ``wrong``."""
     score, wrong = np.asarray(score, dtype=np.float64), np.asarray(wrong, dtype=bool)
     ok = np.isfinite(score)
-    return {"n": len(wrong), "n_wrong": int(wrong.sum()), "base_rate": float(wrong.mean()) if len(wrong) else float("nan"),
+    return {"n": len(wrong), "n_wrong": int(wrong.sum()),
+            "base_rate": float(wrong.mean()) if len(wrong) else float("nan"),
             "n_nan_score": int((~ok).sum()),
             "auroc": noise_detection_auroc(score[ok], wrong[ok]),
             "average_precision": average_precision(score[ok], wrong[ok]),

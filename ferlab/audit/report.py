@@ -33,8 +33,8 @@ def write_csv(audit: LabelAudit, path: str | Path) -> Path:
 
 def contact_sheet(audit: LabelAudit, k: int = 48, cols: int = 8, tile_in: float = 1.45, dpi: int = 110):
     """Matplotlib figure of the ``k`` most suspicious images: rank, given and predicted label (with
-    its probability) above each, red where they differ. Each tile is ``tile_in`` inches at ``dpi`` (~160 px: a 48 px face
-    is drawn at 3.3x, smoothed) with 7.5 pt captions, so small sources stay legible."""
+    its probability) above each, red where they differ. Each tile is ``tile_in`` inches at ``dpi`` (~160 px:
+    a 48 px face is drawn at 3.3x, smoothed) with 7.5 pt captions, so small sources stay legible."""
     import matplotlib.pyplot as plt
 
     order = audit.order[:k]

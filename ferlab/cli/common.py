@@ -44,7 +44,8 @@ def device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a device (auto, cpu, cuda, cuda:N, mps)")
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available (torch sees no CUDA device; use cpu or auto)")
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available (torch sees no CUDA device; "
+                                             f"use cpu or auto)")
         if index and int(index) >= torch.cuda.device_count():
             raise argparse.ArgumentTypeError(f"{text!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

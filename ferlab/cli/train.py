@@ -215,6 +215,7 @@ def add_parser(sub) -> None:
     tr.add_argument("--preset", help="preset inside the --config recipe, required when it has presets; the "
                                      "recipes here define: " + (", ".join(recipe_presets()) or "-"))
     add_train_flags(tr)
-    tr.add_argument("--resume", action="store_true", help="continue OUT_DIR/NAME/checkpoints/last.pt (an error if there is none)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue OUT_DIR/NAME/checkpoints/last.pt (an error if there is none)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)

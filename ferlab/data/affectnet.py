@@ -20,7 +20,8 @@ CSV = {"train": "training.csv", "val": "validation.csv"}
 COLUMNS = ("subDirectory_filePath", "expression", "valence", "arousal")
 
 
-def affectnet(root: str | Path, split: str = "train", num_classes: int = 8, image_dir: str = "Manually_Annotated_Images",
+def affectnet(root: str | Path, split: str = "train", num_classes: int = 8,
+              image_dir: str = "Manually_Annotated_Images",
               image_size: int = 112, on_bad_image: str = "error") -> FERDataset:
     """AffectNet's manually annotated ``train`` (``training.csv``) or ``val`` (``validation.csv``) split.
 

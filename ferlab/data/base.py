@@ -12,8 +12,8 @@ in the training loop); augmentation happens batched on the device
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -124,7 +124,7 @@ class FERDataset(torch.utils.data.Dataset):
                 setattr(self, key, val[keep])
         self.cache = ImageCache(len(keep), self.image_size, self._decode)
 
-    def subset(self, keep) -> "FERDataset":
+    def subset(self, keep) -> FERDataset:
         """A new dataset holding rows ``keep`` (indices are renumbered 0..len-1)."""
         import copy
         out = copy.copy(self)
@@ -164,7 +164,7 @@ class FERDataset(torch.utils.data.Dataset):
                 batch[key] = torch.from_numpy(val[idx])
         return batch
 
-    def preload(self, threads: int = 4, progress: bool = True) -> "FERDataset":
+    def preload(self, threads: int = 4, progress: bool = True) -> FERDataset:
         """Decode every image into the cache now (``threads`` threads, a progress bar); returns ``self``."""
         self.cache.preload(threads, progress, desc=f"decoding {self.name}")
         return self

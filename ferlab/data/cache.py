@@ -7,8 +7,8 @@ device.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 import torch
@@ -76,13 +76,13 @@ class ImageCache:
         self.ensure(idx)
         return self.images[torch.as_tensor(idx, device=self.images.device)]
 
-    def to(self, device: torch.device | str) -> "ImageCache":
+    def to(self, device: torch.device | str) -> ImageCache:
         """Move the (fully decoded) cache to ``device``; e.g. a GPU-resident cache."""
         self.preload()
         self.images = self.images.to(device)
         return self
 
-    def share_memory_(self) -> "ImageCache":
+    def share_memory_(self) -> ImageCache:
         """Move the image tensor to shared memory (worker processes see it without a copy); returns ``self``."""
         self.images.share_memory_()
         return self

@@ -239,7 +239,8 @@ def align_face(image, face: Face | np.ndarray, framing: Framing = CROP_FRAMING,
     points = face.landmarks if isinstance(face, Face) else np.asarray(face, dtype=np.float64)
     if points.shape != (5, 2):
         raise ValueError(f"align_face needs dlib's 5 landmarks, (5, 2), got {points.shape}")
-    to_dlib = lambda pts: dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in pts])
+    def to_dlib(pts):
+        return dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in pts])
     details = dlib.chip_details(to_dlib(chip_points(framing)), to_dlib(points - 0.5),       # dlib: centres at integers
                                 dlib.chip_dims(framing.size, framing.size))
     chip = dlib.extract_image_chip(np.ascontiguousarray(rgb), details)

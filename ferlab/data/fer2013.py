@@ -58,7 +58,8 @@ def fer2013_csv(path: str | Path, split: str = "train", image_size: int = 48) ->
                       name=f"fer2013-{split}", meta={"csv": str(path), "split": split, "rows": rows})
 
 
-def fer2013_folder(root: str | Path, split: str = "train", image_size: int = 48, on_bad_image: str = "error") -> FERDataset:
+def fer2013_folder(root: str | Path, split: str = "train", image_size: int = 48,
+                   on_bad_image: str = "error") -> FERDataset:
     """Kaggle folder layout: ``ROOT/{train,test}/{angry,disgust,...}/*.jpg``."""
     return image_folder(Path(root) / split, classes=C.FER2013, image_size=image_size,
                         on_bad_image=on_bad_image, name=f"fer2013-{split}")

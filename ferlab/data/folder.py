@@ -6,8 +6,8 @@ validation, or holds out part of ``train`` with ``val_fraction``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -223,7 +223,8 @@ def detect_landmarks(dataset, detect_size: int = 144, fallback_box=None, progres
         grays.append(gray)
     detected = ~np.isnan(boxes[:, 0])
     if fallback_box is None:
-        fallback_box = (np.median(boxes[detected], 0) / detect_size).tolist() if detected.any() else [0.05, 0.1, 0.95, 1.0]
+        fallback_box = (np.median(boxes[detected], 0) / detect_size).tolist() if detected.any() \
+            else [0.05, 0.1, 0.95, 1.0]
     fb = np.asarray(fallback_box, dtype=np.float32) * detect_size
     boxes[~detected] = fb
     points = np.zeros((n, 68, 2), dtype=np.float32)

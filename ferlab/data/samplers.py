@@ -56,7 +56,8 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 
         return draws[:usable][rank::world_size]
     if not batch_size or batch_size < 1:
         raise ValueError("sampler 'stratified' needs a positive per-rank batch_size")
-    return _stratified(labels, usable // world_size, batch_size, np.random.Generator(np.random.PCG64([seed, epoch, rank])))
+    rng = np.random.Generator(np.random.PCG64([seed, epoch, rank]))
+    return _stratified(labels, usable // world_size, batch_size, rng)
 
 
 def _stratified(labels: np.ndarray, total: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:

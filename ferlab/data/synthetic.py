@@ -184,7 +184,8 @@ def render_faces(n: int, seed: int, image_size: int = 64, class_probs=None, chun
         rel = P[None] - center[sl][:, None]
         c, s_ = np.cos(roll[sl])[:, None], np.sin(roll[sl])[:, None]
         u = (c * rel[..., 0] + s_ * rel[..., 1]) / (sc[:, None] * ident["face_w"][sl][:, None] * 1.02)
-        v = (-s_ * rel[..., 0] + c * rel[..., 1] + 0.12 * sc[:, None]) / (sc[:, None] * ident["face_h"][sl][:, None] * 1.12)
+        v = (-s_ * rel[..., 0] + c * rel[..., 1] + 0.12 * sc[:, None]) \
+            / (sc[:, None] * ident["face_h"][sl][:, None] * 1.12)
         r = np.sqrt(u ** 2 + v ** 2)
         face = np.clip((1 - r) * sc[:, None] * 0.9 + 0.5, 0, 1).astype(np.float32)
         img = bg[sl][:, None] * (1 - face[..., None]) + skin[sl][:, None] * face[..., None]
@@ -231,7 +232,8 @@ def render_faces(n: int, seed: int, image_size: int = 64, class_probs=None, chun
         img = img + rng.uniform(0, 0.045, (b, 1, 1, 1)) * rng.standard_normal(img.shape)
         images[sl] = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
     va = VA_PROTOTYPES[labels] * intensity[:, None] + rng.normal(0, 0.06, (n, 2))
-    return {"images": images, "labels": labels, "landmarks": pix.astype(np.float32), "va": np.clip(va, -1, 1).astype(np.float32),
+    return {"images": images, "labels": labels, "landmarks": pix.astype(np.float32),
+            "va": np.clip(va, -1, 1).astype(np.float32),
             "intensity": intensity, "params": expr}
 
 

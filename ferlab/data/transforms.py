@@ -50,7 +50,7 @@ class Compose:
             x = op(x)
         return x.float() if self.to_float and not x.is_floating_point() else x
 
-    def split_per_sample_tail(self) -> tuple["Compose", "Compose"]:
+    def split_per_sample_tail(self) -> tuple[Compose, Compose]:
         """(head, tail) with ``tail(head(x))`` equal to ``self(x)``: ``tail`` holds the trailing ops that
         draw nothing and treat each sample alone (``per_sample_deterministic``: normalisation), so
         ``tail`` may run chunk by chunk on ``head(x)``; ``head`` draws every random number, in this
@@ -77,7 +77,8 @@ class Resize:
     def __call__(self, x):
         if x.shape[-1] == self.size and x.shape[-2] == self.size:
             return x
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > self.size)
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                             antialias=x.shape[-1] > self.size)
 
 
 @dataclass
@@ -142,10 +143,10 @@ class RandomCrop:
         left = (torch.rand(B, device=x.device) * (W + 2 * p - S + 1)).long()
         if x.device.type == "cpu":        # one window copy per sample into zeros: the same values as the gathers
             out = x.new_zeros(B, C, S, S)
-            for i, (t, l) in enumerate(zip((top - p).tolist(), (left - p).tolist())):
-                y0, y1, x0, x1 = max(t, 0), min(t + S, H), max(l, 0), min(l + S, W)
+            for i, (t, lf) in enumerate(zip((top - p).tolist(), (left - p).tolist())):
+                y0, y1, x0, x1 = max(t, 0), min(t + S, H), max(lf, 0), min(lf + S, W)
                 if y1 > y0 and x1 > x0:
-                    out[i, :, y0 - t:y1 - t, x0 - l:x1 - l] = x[i, :, y0:y1, x0:x1]
+                    out[i, :, y0 - t:y1 - t, x0 - lf:x1 - lf] = x[i, :, y0:y1, x0:x1]
             return out
         if p:
             x = F.pad(x, [p] * 4)
@@ -168,8 +169,8 @@ class CenterCrop:
 
     def __call__(self, x):
         H, W = x.shape[-2:]
-        t, l = (H - self.size) // 2, (W - self.size) // 2
-        return x[..., t:t + self.size, l:l + self.size]
+        top, left = (H - self.size) // 2, (W - self.size) // 2
+        return x[..., top:top + self.size, left:left + self.size]
 
 
 @dataclass

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
-
 
 #: what a recipe says about its dataset (rather than the method); dropped when a run uses another dataset
 DATASET_KEYS = ("data_root", "dataset_args", "eval_dataset_args", "train_split", "val_split", "test_split",
@@ -153,7 +153,8 @@ class TrainConfig:
     noise_seed: int = 0
     noise_file: str | None = None
     backbone: str = "resnet18"
-    backbone_args: dict = field(default_factory=dict)      # constructor options, e.g. dlib_resnet29 {out_stage: 3, norm: batchnorm}
+    # constructor options, e.g. dlib_resnet29 {out_stage: 3, norm: batchnorm}
+    backbone_args: dict = field(default_factory=dict)
     weights: str | None = None        # None (random init) | a named entry (dlib_resnet29: dlib) | a checkpoint file
     min_weight_match: float = 0.9
     mean: list | None = None          # input normalisation on [0, 1] RGB; None -> the backbone's pretrained_cfg
@@ -180,7 +181,8 @@ class TrainConfig:
     cache: str = "ram"                # ram | gpu
     eval_batch_size: int = 256
     mean_last_k: int = 5
-    checkpoint_every: int | str = 0   # also checkpoint every N steps, or every TIME (30s, 10min, 1h); 0: epoch ends only
+    # also checkpoint every N steps, or every TIME (30s, 10min, 1h); 0: epoch ends only
+    checkpoint_every: int | str = 0
     log_every: int = 20
     limit_train: int | None = None    # first N training images (smoke runs)
     limit_eval: int | None = None
@@ -192,7 +194,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False         # also log every epoch's numbers to <run>/tensorboard (needs `tensorboard`)
 
-    def resolved(self, method_defaults: dict) -> "TrainConfig":
+    def resolved(self, method_defaults: dict) -> TrainConfig:
         """Fill every ``None`` hyperparameter from the method's official defaults; a method's
         ``by_backbone[<backbone>]`` entries (e.g. EAC's lr 2e-4 for ``resnet18``) take precedence."""
         cfg = dataclasses.replace(self)
@@ -228,7 +230,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, where: dict | None = None) -> "TrainConfig":
+    def from_dict(cls, d: dict, where: dict | None = None) -> TrainConfig:
         """A validated config (:mod:`.config_check`: key names, types, ranges, choices, option keys;
         :class:`~ferlab.errors.ConfigError` otherwise). ``where`` maps keys to where their values
         came from (``"recipe.yaml:12"``, ``"--epochs"``) for the messages."""
@@ -237,7 +239,7 @@ class TrainConfig:
         check_values(cfg, where)
         return cfg
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check a config built in Python as :meth:`from_dict` checks a file (numbers given as
         strings, e.g. ``"1e-3"``, are converted in place); returns ``self``."""
         from .config_check import check_types, check_values
@@ -247,7 +249,7 @@ class TrainConfig:
         return self
 
     @classmethod
-    def from_yaml(cls, path: str | Path, preset: str | None = None, dataset: str | None = None) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path, preset: str | None = None, dataset: str | None = None) -> TrainConfig:
         """Read a config file; recipe files hold named presets under ``presets:``.
 
         ``dataset``: the dataset the run will use. When it differs from the file's ``dataset``, what the

@@ -41,10 +41,12 @@ def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, am
 
 
 @torch.no_grad()
-def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo = DistInfo(),
+def predict_dataset(method, dataset, device, batch_size: int = 256, info: DistInfo | None = None,
                     amp="auto", channels_last="auto", progress: bool = False, desc: str = "eval") -> np.ndarray:
     """Predictions for every sample of ``dataset`` (each rank takes a stride, results are
-    all-gathered without padding duplicates). Returns (N,) int predictions."""
+    all-gathered without padding duplicates; ``info``: this process's place in the job, default a single
+    process). Returns (N,) int predictions."""
+    info = DistInfo() if info is None else info
     preds = [logits.argmax(1).cpu() for _, logits in batched_logits(
         method, dataset, device, batch_size, np.arange(len(dataset))[info.rank::info.world_size], amp, channels_last,
         progress and info.is_main, desc)]

@@ -87,7 +87,8 @@ class RunLog:
         write_text_atomic(metrics_csv(history), self.run_dir / "metrics.csv")
         if self.writer is not None:
             for key, val in flatten_row(row).items():
-                if key != "epoch" and isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val):
+                if key != "epoch" and isinstance(val, (int, float)) and not isinstance(val, bool) \
+                        and math.isfinite(val):
                     self.writer.add_scalar(key, val, global_step=int(row["epoch"]))
             self.writer.flush()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 import warnings
@@ -30,20 +29,20 @@ from ..data import DatasetError, build_dataset
 from ..data.faces import training_framing
 from ..data.noise import save_manifest
 from ..data.samplers import epoch_order
+from ..errors import CheckpointError, ConfigError, UserError, WriteError
 from ..methods import build_method, method_class
 from ..models import create_backbone
 from . import checkpoint as ckpt
-from ..errors import CheckpointError, ConfigError, UserError, WriteError
 from .config import TrainConfig
 from .config_check import checkpoint_interval
-from .divergence import TrainingDiverged, diverged, nonfinite_state
 from .distributed import all_gather_objects, barrier, broadcast_buffers, cleanup, init_distributed
+from .divergence import TrainingDiverged, diverged, nonfinite_state
 from .inference import predict_dataset
 from .metrics import classification_report, train_fit_report
 from .neighbors import checkpoint_features
+from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .precision import amp_dtype, autocast, describe_precision, dtype_name, set_deterministic, use_channels_last
 from .preemption import STOP_SIGNALS, RankAgreement, StopSignals, TrainingStopped, signal_name
-from .optim import PER_STEP_SCHEDULERS, build_optimizer, build_scheduler
 from .protocol import summarize
 from .run_data import build_eval_set, build_train_set, eval_dataset_args, has_split
 from .run_lock import RunLock, check_free, describe
@@ -232,8 +231,9 @@ class Trainer:
         self.model = self.method
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
+            unused = getattr(self.method, "find_unused_parameters", False)
             self.model = torch.nn.parallel.DistributedDataParallel(self.method, device_ids=ids,
-                                                                   find_unused_parameters=getattr(self.method, "find_unused_parameters", False))
+                                                                   find_unused_parameters=unused)
         self.optimizer = build_optimizer(self.method.param_groups(cfg.lr), cfg)
         per_rank = max(1, cfg.batch_size // self.info.world_size)
         steps = steps_per_epoch(len(self.train_set) // self.info.world_size, per_rank, cfg.drop_last)
@@ -300,7 +300,8 @@ class Trainer:
         val = (f"hold-out {cfg.val_fraction:g} of train (seed {cfg.seed})" if cfg.val_fraction
                else cfg.val_split if "val" in self.eval_sets else "none")
         lines = [f"method      {cfg.method} {cfg.method_args or ''}".rstrip(),
-                 f"backbone    {cfg.backbone}, weights {cfg.weights or 'none (random init)'}, input {cfg.input_size} px",
+                 f"backbone    {cfg.backbone}, weights {cfg.weights or 'none (random init)'}, "
+                 f"input {cfg.input_size} px",
                  f"data        {cfg.dataset} {self.train_set.name}: {len(self.train_set)} train images, "
                  f"{self.num_classes} classes {list(self.train_set.classes)}; val {val}; "
                  f"test {cfg.test_split if 'test' in self.eval_sets else 'none'}",
@@ -634,7 +635,8 @@ class Trainer:
             summary["test_last"] = rep
         summary["train_fit"] = self.train_fit()
         if self.noise_manifest:
-            summary["noise"] = {k: self.noise_manifest[k] for k in ("kind", "rate", "seed", "realised_rate", "noisy_sha256")}
+            summary["noise"] = {k: self.noise_manifest[k]
+                                for k in ("kind", "rate", "seed", "realised_rate", "noisy_sha256")}
         # run_grid's "finished" mark
         self._on_rank0(lambda: ckpt.write_text_atomic(json.dumps(summary, indent=2), self.run_dir / "summary.json"))
         return summary

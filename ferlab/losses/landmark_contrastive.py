@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 
 # -- landmark heatmaps -------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gaussian_by_squared_distance(sigma: float, half: int) -> torch.Tensor:
     """float32 exp(-d2 / (2 sigma^2)) for integer d2 = 0 .. 2 half^2, computed as the official patch
     is: a float32 ``d2``, float32 division, numpy's float32 exp (CPU tensor; do not modify)."""

@@ -23,14 +23,14 @@ ResNet attribute names, so every method runs on every registered backbone.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
 from ..data import transforms as T
 
-_METHODS: dict[str, type["Method"]] = {}
+_METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls):
@@ -45,7 +45,7 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
-def method_class(name: str) -> type["Method"]:
+def method_class(name: str) -> type[Method]:
     """The :class:`Method` subclass registered as ``name``.
 
     Raises:
@@ -56,7 +56,7 @@ def method_class(name: str) -> type["Method"]:
     return _METHODS[name]
 
 
-def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> "Method":
+def build_method(name: str, backbone: nn.Module, num_classes: int, **cfg) -> Method:
     """Build a registered method around ``backbone`` (any registered backbone: :class:`~ferlab.models.ResNet`,
     :class:`~ferlab.models.DlibResNet`)."""
     return method_class(name)(backbone=backbone, num_classes=num_classes, **cfg)

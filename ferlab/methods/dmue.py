@@ -44,8 +44,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..collectives import gather_cat
-from ..losses.pairwise_uncertainty import (PairwiseConfidence, exclude_class, latent_distribution_target,
-                                           similarity_preserving_loss, soft_label_loss)
+from ..losses.pairwise_uncertainty import (
+    PairwiseConfidence,
+    exclude_class,
+    latent_distribution_target,
+    similarity_preserving_loss,
+    soft_label_loss,
+)
 from ..models.stages import require_stages
 from .base import Method, register_method
 

@@ -37,8 +37,15 @@ import torch.nn.functional as F
 
 from ..collectives import gather_cat, gather_cat_with_grad
 from ..data import transforms as T
-from ..losses.landmark_contrastive import (LabelDistributionEstimator, adaptive_wing_loss, el_contrastive_loss,
-                                           enqueue, heatmap_targets, init_queue, pseudo_labels)
+from ..losses.landmark_contrastive import (
+    LabelDistributionEstimator,
+    adaptive_wing_loss,
+    el_contrastive_loss,
+    enqueue,
+    heatmap_targets,
+    init_queue,
+    pseudo_labels,
+)
 from ..models.stages import require_stages
 from .base import Method, register_method
 

@@ -33,8 +33,14 @@ import torch.nn.functional as F
 
 from ..collectives import gather_cat, in_distributed_run, sum_over_ranks
 from ..data import transforms as T
-from ..losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, lambda_hat_gradient,
-                                   neighbour_distribution, soft_cross_entropy, uncertainty_target)
+from ..losses.adaptive_ldl import (
+    AdaptiveSimNet,
+    DiscriminativeCentres,
+    lambda_hat_gradient,
+    neighbour_distribution,
+    soft_cross_entropy,
+    uncertainty_target,
+)
 from .base import Method, register_method
 
 

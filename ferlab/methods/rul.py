@@ -55,7 +55,8 @@ class RUL(Method):
         self.log_var_head = UncertaintyHead(channels, spatial, dim, dropout)
         self.fc = nn.Linear(dim, num_classes)
         self.fc_lr_mult = float(fc_lr_mult)
-        self.relabel, self.relabel_start_epoch, self.relabel_margin = bool(relabel), int(relabel_start_epoch), float(relabel_margin)
+        self.relabel, self.relabel_start_epoch = bool(relabel), int(relabel_start_epoch)
+        self.relabel_margin = float(relabel_margin)
         self.epoch = 0
         self.register_buffer("targets", torch.zeros(0, dtype=torch.long))  # current per-sample labels (relabel)
         self.register_buffer("relabelled", torch.zeros((), dtype=torch.long))
@@ -99,8 +100,9 @@ class RUL(Method):
     def noise_scores(self, dataset, device, batch_size: int = 256) -> dict:
         """``{"uncertainty": (N,) float}``: :meth:`uncertainty` of every sample (eval transform)."""
         import numpy as np
-        out = [self.uncertainty(self.prepare(dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))["image"]
-                                             .to(device))).float().cpu() for lo in range(0, len(dataset), batch_size)]
+        batches = (dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))["image"]
+                   for lo in range(0, len(dataset), batch_size))
+        out = [self.uncertainty(self.prepare(images.to(device))).float().cpu() for images in batches]
         return {"uncertainty": torch.cat(out).numpy()}
 
     # -- training ---------------------------------------------------------------

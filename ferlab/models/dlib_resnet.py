@@ -212,16 +212,17 @@ def _layout():
 
 def _found(layer) -> dict:
     f = layer.fields
+
+    def kernel():
+        return f["kernel_rows"] if f["kernel_rows"] == f["kernel_cols"] else (f["kernel_rows"], f["kernel_cols"])
     if layer.kind == "con":
-        return dict(num_filters=f["num_filters"], in_channels=f["weight_shape"][1],
-                    kernel=f["kernel_rows"] if f["kernel_rows"] == f["kernel_cols"] else (f["kernel_rows"], f["kernel_cols"]),
+        return dict(num_filters=f["num_filters"], in_channels=f["weight_shape"][1], kernel=kernel(),
                     stride=f["stride_y"] if f["stride_y"] == f["stride_x"] else (f["stride_y"], f["stride_x"]),
                     padding=f["padding_y"] if f["padding_y"] == f["padding_x"] else (f["padding_y"], f["padding_x"]))
     if layer.kind == "affine":
         return dict(channels=layer.params.size // 2)
     if layer.kind in ("max_pool", "avg_pool"):
-        return dict(kernel=f["kernel_rows"] if f["kernel_rows"] == f["kernel_cols"] else (f["kernel_rows"], f["kernel_cols"]),
-                    stride=f["stride_y"], padding=f["padding_y"])
+        return dict(kernel=kernel(), stride=f["stride_y"], padding=f["padding_y"])
     if layer.kind == "fc":
         return dict(num_outputs=f["num_outputs"], num_inputs=f["num_inputs"])
     return {}

@@ -97,7 +97,8 @@ def build_inference_model(obj: dict, source: str | Path = "inference model") -> 
     net = create_backbone(obj["backbone"], num_classes=obj["num_classes"], **obj.get("backbone_args", {}))
     if obj["head"] == "bn_linear":
         bias = obj["state_dict"].get("fc.1.bias") is not None
-        net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features), nn.Linear(net.num_features, obj["num_classes"], bias=bias))
+        net.fc = nn.Sequential(nn.BatchNorm1d(net.num_features),
+                               nn.Linear(net.num_features, obj["num_classes"], bias=bias))
     try:
         net.load_state_dict(obj["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as e:

@@ -182,8 +182,8 @@ def create(arch: str, weights=None, num_classes: int = 0, min_match: float = 0.9
 def _refuse(arch: str, why: str) -> ConfigError:
     return ConfigError(f"{PREFIX}{arch}: ferlab cannot cut it into stages: {why} (supported: networks that are "
                        f"their modules in sequence, a global average pool and a linear classifier: resnet, "
-                       f"resnext, wide_resnet, regnet, convnext, efficientnet, efficientnet_v2, mobilenet_v3; timm:<model> "
-                       f"describes many more, ViTs and Swin included)")
+                       f"resnext, wide_resnet, regnet, convnext, efficientnet, efficientnet_v2, mobilenet_v3; "
+                       f"timm:<model> describes many more, ViTs and Swin included)")
 
 
 def _build(model: nn.Module, arch: str, num_classes: int, drop_rate: float, min_reduction: int):

@@ -188,7 +188,8 @@ def load_matching(model: nn.Module, sd: dict[str, torch.Tensor], path: str | Pat
         else:
             new[k] = sd[k].to(own[k].dtype)
             rep.loaded.append(k)
-    rep.unexpected = [k for k in sd if k not in own and not k.endswith("num_batches_tracked") and not k.startswith(skip)]
+    rep.unexpected = [k for k in sd if k not in own and not k.endswith("num_batches_tracked")
+                      and not k.startswith(skip)]
     if verbose:
         print(rep)
     if rep.match < min_match:

@@ -1,1 +1,2 @@
-"""Figures: class activation maps (``cam``), feature spaces (``embedding``), training / memorisation curves (``plots``)."""
+"""Figures: class activation maps (``cam``), feature spaces (``embedding``), training / memorisation curves
+(``plots``)."""

@@ -145,7 +145,7 @@ class MethodCAM:
         self.target_layer = target_layer or self.method.cam_target_layer
         self._cam = None
 
-    def __enter__(self) -> "MethodCAM":
+    def __enter__(self) -> MethodCAM:
         from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus
 
         cls = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "eigencam": EigenCAM}[self.kind]

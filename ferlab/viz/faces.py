@@ -30,13 +30,13 @@ def draw_faces(rgb: np.ndarray, faces, title: str | None = None) -> Image.Image:
         x0, y0, x1, y1 = f.box
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=width)
         text = f"{f.label} {float(np.max(f.probs)):.2f}"
-        l, t, r, b = draw.textbbox((0, 0), text, font=font)
+        left, t, r, b = draw.textbbox((0, 0), text, font=font)
         ty = y0 - (b - t) - 2 * width if y0 - (b - t) - 2 * width >= 0 else y1 + width
-        draw.rectangle([x0, ty, x0 + (r - l) + 2 * width, ty + (b - t) + 2 * width], fill=colour)
-        draw.text((x0 + width - l, ty + width - t), text, fill=(255, 255, 255), font=font)
+        draw.rectangle([x0, ty, x0 + (r - left) + 2 * width, ty + (b - t) + 2 * width], fill=colour)
+        draw.text((x0 + width - left, ty + width - t), text, fill=(255, 255, 255), font=font)
     if not faces or title:
         text = title or "no face found"
-        l, t, r, b = draw.textbbox((0, 0), text, font=font)
-        draw.rectangle([0, 0, (r - l) + 4 * width, (b - t) + 4 * width], fill=(0, 0, 0))
-        draw.text((2 * width - l, 2 * width - t), text, fill=(255, 255, 255), font=font)
+        left, t, r, b = draw.textbbox((0, 0), text, font=font)
+        draw.rectangle([0, 0, (r - left) + 4 * width, (b - t) + 4 * width], fill=(0, 0, 0))
+        draw.text((2 * width - left, 2 * width - t), text, fill=(255, 255, 255), font=font)
     return im

@@ -54,12 +54,14 @@ def memorisation_curves(histories: dict[str, list[dict]], title: str = ""):
                         color=line.get_color(), label=f"{label}: flipped, fits noisy label")
             ax_fit.plot([e for e, _ in fit], [f["acc_intact"] for _, f in fit], ls="--", marker="x", ms=4,
                         color=line.get_color(), label=f"{label}: intact, accuracy")
-    ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)", title="test accuracy (circle: best-validation epoch)")
+    ax_test.set(xlabel="epoch", ylabel="test accuracy (clean labels)",
+                title="test accuracy (circle: best-validation epoch)")
     ax_fit.set(xlabel="epoch", ylabel="share of training samples", title="fit of the training set", ylim=(0, 1))
     ax_test.legend(fontsize=8)
     if ax_fit.lines:     # colours are the left panel's; here only what solid and dashed mean
         from matplotlib.lines import Line2D
-        ax_fit.legend([Line2D([], [], color="k", marker="o", ms=3), Line2D([], [], color="k", ls="--", marker="x", ms=4)],
+        ax_fit.legend([Line2D([], [], color="k", marker="o", ms=3),
+                       Line2D([], [], color="k", ls="--", marker="x", ms=4)],
                       ["flipped samples: fit their noisy label", "intact samples: accuracy"], fontsize=8,
                       loc="upper left")
     from matplotlib.ticker import MaxNLocator
@@ -104,7 +106,7 @@ def noise_signal_histograms(panels: dict[str, tuple], bins: int = 40, title: str
     return fig
 
 
-def confusion_matrices(matrices: dict[str, "np.ndarray"], classes, title: str = ""):
+def confusion_matrices(matrices: dict[str, np.ndarray], classes, title: str = ""):
     """Row-normalised confusion matrices (rows: true class, columns: prediction), one per run."""
     import numpy as np
     n = len(matrices)
@@ -130,7 +132,7 @@ def confusion_matrices(matrices: dict[str, "np.ndarray"], classes, title: str = 
     return fig
 
 
-def label_distributions(images, rows: dict[str, "np.ndarray"], classes, titles=None):
+def label_distributions(images, rows: dict[str, np.ndarray], classes, titles=None):
     """Example images with label distributions side by side (e.g. FERPlus votes vs a method's estimate).
 
     Args:
@@ -179,8 +181,8 @@ def accuracy_vs_noise(rows: list[dict], key: str = "mean_last_k", title: str = "
     fig, ax = plt.subplots(figsize=(6.5, 4))
     xs_extra = {s: 0.4 + 0.1 * i for i, s in enumerate(extra)}
     for j, m in enumerate(methods):
-        def stat(setting):
-            vals = [100 * r["protocol"][key] for r in rows if r["method"] == m and r["setting"] == setting]
+        def stat(setting):                  # called within this iteration only
+            vals = [100 * r["protocol"][key] for r in rows if r["method"] == m and r["setting"] == setting]  # noqa: B023
             return (np.mean(vals), np.std(vals)) if vals else None
         pts = [(SYMMETRIC_RATE[s], *stat(s)) for s in SYMMETRIC_RATE if stat(s)]
         color = STYLE.get(m)
@@ -193,7 +195,8 @@ def accuracy_vs_noise(rows: list[dict], key: str = "mean_last_k", title: str = "
                 ax.errorbar(100 * xs_extra[s] + (j - len(methods) / 2) * 0.6, st[0], yerr=st[1], marker="s", ms=5,
                             capsize=2, color=color, ls="none", label=None if pts else m)
     ticks = [0, 10, 20, 30] + [100 * xs_extra[s] for s in extra]
-    ax.set_xticks(ticks, ["0", "10", "20", "30"] + [{"asym30": "asym\n30%", "fer2013": "FER2013\nlabels"}[s] for s in extra])
+    ax.set_xticks(ticks, ["0", "10", "20", "30"]
+                  + [{"asym30": "asym\n30%", "fer2013": "FER2013\nlabels"}[s] for s in extra])
     if extra:
         ax.axvline(35, color="gray", lw=0.8, ls=":")
     ax.set(xlabel="symmetric label noise (%)", ylabel=f"test accuracy (%), {key.replace('_', ' ')}",

@@ -67,7 +67,8 @@ def test_bench_measures_another_backbone_with_its_weights_and_options():
 
 def test_main_refuses_a_bad_backbone_setup_in_one_line(tmp_path, capsys):
     throughput = load("throughput")
-    for argv, says in [(["--backbone", "dlib_resnet29", "--sizes", "48"], "below the minimum input of dlib_resnet29 (55 px)"),
+    for argv, says in [(["--backbone", "dlib_resnet29", "--sizes", "48"],
+                        "below the minimum input of dlib_resnet29 (55 px)"),
                        (["--backbone", "dlib_resnet29", "--backbone-arg", "out_stage=3", "--sizes", "30"],
                         "(31 px)"),
                        (["--backbone", "dlib_resnet29", "--backbone-arg", "out_stage=7"], "out_stage must be 1..5"),

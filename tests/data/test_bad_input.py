@@ -20,7 +20,8 @@ def _rafdb(tmp_path, lines, n_images=3):
     (tmp_path / "Image" / "aligned").mkdir(parents=True)
     (tmp_path / "EmoLabel" / "list_patition_label.txt").write_text("".join(line + "\n" for line in lines))
     for i in range(1, n_images + 1):
-        Image.fromarray(np.full((100, 100, 3), 40 * i, np.uint8)).save(tmp_path / "Image" / "aligned" / f"train_{i:05d}_aligned.jpg")
+        image = Image.fromarray(np.full((100, 100, 3), 40 * i, np.uint8))
+        image.save(tmp_path / "Image" / "aligned" / f"train_{i:05d}_aligned.jpg")
     return tmp_path
 
 

@@ -6,8 +6,7 @@ from PIL import Image
 
 from ferlab.data.base import FERDataset
 from ferlab.data.errors import DatasetError
-from ferlab.data.landmarks import (attach_landmarks, flip_landmarks, flip_permutation, load_landmarks,
-                                   save_landmarks)
+from ferlab.data.landmarks import attach_landmarks, flip_landmarks, flip_permutation, load_landmarks, save_landmarks
 from ferlab.data.transforms import LandmarkHorizontalFlip, LandmarkResizedCrop, landmark_train_transform
 
 

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from ferlab.data import build_dataset
-from ferlab.data.neighbors import (build_neighbors, load_neighbors, nearest, read_knn_csv, save_neighbors,
-                                   write_knn_csv)
+from ferlab.data.neighbors import build_neighbors, load_neighbors, nearest, read_knn_csv, save_neighbors, write_knn_csv
 
 
 def test_nearest_by_hand_excludes_self_even_for_duplicates():

@@ -53,7 +53,8 @@ def test_torchrun_methods(tmp_path, method, args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "ferlab.cli", "train", "--method", method, "--dataset", "synthetic", "--backbone", "resnet10",
            "--input-size", "32", "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001",
-           "--device", "cpu", "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
+           "--device", "cpu", "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path),
+           "--name", "ddp",
            "--set", "dataset_args.n=128", "--set", "val_split=null", "--limit-eval", "64", "--no-progress", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -24,7 +24,8 @@ from ferlab.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "signal_run.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
 
 
 def cfg(tmp_path, name, **kw):
@@ -371,6 +372,7 @@ def test_torchrun_a_checkpoint_that_cannot_be_written_stops_every_rank(tmp_path)
     assert proc.returncode != 0
     ck = tmp_path / "full" / "checkpoints" / "last.pt"
     lines = [line for line in err.splitlines() if line.startswith("ferlab train:")]
-    assert len(lines) == 1 and lines[0].startswith(f"ferlab train: error: {ck}: cannot write it: No space left"), err[-4000:]
+    assert len(lines) == 1, err[-4000:]
+    assert lines[0].startswith(f"ferlab train: error: {ck}: cannot write it: No space left"), err[-4000:]
     assert "exitcode  : 2 (" in err, err[-4000:]
     assert not ck.exists() and not list(ck.parent.glob(".*tmp*"))

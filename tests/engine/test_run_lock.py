@@ -126,7 +126,8 @@ def test_torchrun_on_a_busy_run_directory_stops_every_rank(tmp_path):
                              timeout=300, check=False)
     assert out.returncode != 0
     refused = [line for line in out.stderr.splitlines()
-               if line.startswith(f"ferlab train: error: {run} is in use by another training process: pid {os.getpid()}")]
+               if line.startswith(f"ferlab train: error: {run} is in use by another training process: "
+                                  f"pid {os.getpid()}")]
     assert len(refused) == 1, out.stderr[-3000:]                 # both ranks stop; the job prints the line once
     assert not (run / "config.yaml").exists()
 

@@ -142,4 +142,5 @@ def test_optimizer_auto_picks_the_fused_kernel_and_rejects_unknown_kernels():
     opt = build_optimizer(net.parameters(), TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0))
     assert opt.defaults["fused"] is True
     with pytest.raises(ValueError, match="optimizer_impl"):
-        build_optimizer(net.parameters(), TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, optimizer_impl="fast"))
+        build_optimizer(net.parameters(),
+                        TrainConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, optimizer_impl="fast"))

@@ -265,7 +265,8 @@ def test_a_real_full_disk(tmp_path):
     epoch-1 checkpoint."""
     if not shutil.which("unshare"):
         pytest.skip("no unshare")
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True, check=False)
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True,
+                           check=False)
     if probe.returncode:
         pytest.skip("no unprivileged user and mount namespaces here")
     args = " ".join(a for a in TRAIN if a != "--no-progress") + " --no-progress --set val_split=null"

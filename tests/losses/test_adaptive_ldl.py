@@ -5,9 +5,17 @@ import math
 import pytest
 import torch
 
-from ferlab.losses.adaptive_ldl import (AdaptiveSimNet, DiscriminativeCentres, KerasBatchNorm1d, lambda_hat_gradient,
-                                        local_similarity, neighbour_distribution, separation_gradient,
-                                        soft_cross_entropy, uncertainty_target)
+from ferlab.losses.adaptive_ldl import (
+    AdaptiveSimNet,
+    DiscriminativeCentres,
+    KerasBatchNorm1d,
+    lambda_hat_gradient,
+    local_similarity,
+    neighbour_distribution,
+    separation_gradient,
+    soft_cross_entropy,
+    uncertainty_target,
+)
 
 
 def test_local_similarity_is_exp_of_minus_l1_over_half():

@@ -6,9 +6,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ferlab.losses.landmark_contrastive import (LabelDistributionEstimator, PairScore, adaptive_wing_loss,
-                                                el_contrastive_loss, enqueue, heatmap_targets, neighbour_mask,
-                                                neighbour_weights, pseudo_labels)
+from ferlab.losses.landmark_contrastive import (
+    LabelDistributionEstimator,
+    PairScore,
+    adaptive_wing_loss,
+    el_contrastive_loss,
+    enqueue,
+    heatmap_targets,
+    neighbour_mask,
+    neighbour_weights,
+    pseudo_labels,
+)
 
 
 def test_exact_heatmap_peaks_at_the_landmark_with_weights_around_it():

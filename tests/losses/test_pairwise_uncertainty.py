@@ -5,9 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ferlab.losses.pairwise_uncertainty import (PairwiseConfidence, class_similarity_profile, exclude_class,
-                                                latent_distribution_target, similarity_gram,
-                                                similarity_preserving_loss, soft_label_loss)
+from ferlab.losses.pairwise_uncertainty import (
+    PairwiseConfidence,
+    class_similarity_profile,
+    exclude_class,
+    latent_distribution_target,
+    similarity_gram,
+    similarity_preserving_loss,
+    soft_label_loss,
+)
 
 
 def test_exclude_class_maps_labels_into_the_other_classes():

@@ -12,8 +12,13 @@ import torch.nn.functional as F
 from ferlab.data.synthetic import synthetic
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.optim import KerasAdam, build_optimizer
-from ferlab.losses.adaptive_ldl import (KerasBatchNorm1d, lambda_hat_gradient, neighbour_distribution,
-                                       soft_cross_entropy, uncertainty_target)
+from ferlab.losses.adaptive_ldl import (
+    KerasBatchNorm1d,
+    lambda_hat_gradient,
+    neighbour_distribution,
+    soft_cross_entropy,
+    uncertainty_target,
+)
 from ferlab.methods import build_method, method_class
 from ferlab.models import create_backbone
 
@@ -81,7 +86,7 @@ def spec_augment(images, size, pad, flip, mean, std):
     x = F.pad(images.float(), [pad] * 4)
     B, H = len(x), x.shape[-1]
     top, left = (torch.rand(B) * (H - size + 1)).long(), (torch.rand(B) * (H - size + 1)).long()
-    x = torch.stack([xi[:, t:t + size, l:l + size] for xi, t, l in zip(x, top.tolist(), left.tolist())])
+    x = torch.stack([xi[:, t:t + size, lf:lf + size] for xi, t, lf in zip(x, top.tolist(), left.tolist())])
     x = torch.where((torch.rand(B) < flip).view(-1, 1, 1, 1), x.flip(-1), x)
     m, s = (torch.tensor(v).view(1, -1, 1, 1) * 255 for v in (mean, std))
     return (x - m) / s
@@ -141,7 +146,7 @@ def test_training_step_is_the_official_one_number_for_number(backbone, amp):
     m.features = lambda x: calls.append(len(x)) or features(x)
     batch = ds.get_batch(np.arange(3, 27, 2))
     runs = []
-    for model, step in ((m, lambda: m.training_step(batch)), (ref, lambda: reference_step(ref, batch, ds, pad))):
+    for step in (lambda: m.training_step(batch), lambda: reference_step(ref, batch, ds, pad)):
         torch.manual_seed(1)
         with torch.autocast("cpu", dtype=amp) if amp else contextlib.nullcontext():
             out = step()

@@ -60,7 +60,8 @@ def test_config_normalisation_overrides_the_backbone():
 
 def test_backbone_args_and_normalisation_travel_with_a_run(tmp_path):
     from ferlab.engine.trainer import fit, load_run_method
-    cfg = TrainConfig(out_dir=str(tmp_path), name="r", dataset_args={"n": 32, "image_size": 32}, backbone="dlib_resnet29",
+    cfg = TrainConfig(out_dir=str(tmp_path), name="r", dataset_args={"n": 32, "image_size": 32},
+                      backbone="dlib_resnet29",
                       backbone_args={"out_stage": 3, "norm": "batchnorm"}, input_size=32, epochs=1, batch_size=16,
                       progress=False, val_split=None, limit_eval=16, std=[0.25, 0.25, 0.25])
     fit(cfg)

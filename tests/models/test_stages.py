@@ -20,7 +20,8 @@ def test_stage_description_matches_forward(name):
     x = torch.randn(1, 3, side, side)
     with torch.no_grad():
         f = net.forward_stem(x)
-        assert f.shape[1] == net.stem_info["channels"] and _measured_reduction(side, f.shape[-1]) == net.stem_info["reduction"]
+        assert f.shape[1] == net.stem_info["channels"]
+        assert _measured_reduction(side, f.shape[-1]) == net.stem_info["reduction"]
         info = []
         for stage in net.stages:
             f = stage(f)

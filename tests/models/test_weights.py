@@ -26,7 +26,8 @@ def test_flat_torchvision_state_dict(tmp_path):
 
 def test_msceleb_state_dict_with_module_prefix(tmp_path):
     src = torchvision.models.resnet18(num_classes=1000).state_dict()
-    torch.save({"epoch": 30, "state_dict": {"module." + k: v for k, v in src.items()}}, tmp_path / "resnet18_msceleb.pth")
+    torch.save({"epoch": 30, "state_dict": {"module." + k: v for k, v in src.items()}},
+               tmp_path / "resnet18_msceleb.pth")
     m = create_backbone("resnet18", weights=tmp_path / "resnet18_msceleb.pth", num_classes=7)
     assert m.load_report.match == 1.0 and m.load_report.format == "msceleb"
     assert _values_equal(m, src)
