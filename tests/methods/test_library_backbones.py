@@ -125,3 +125,32 @@ def test_export_and_predictor_give_the_runs_evaluation(tmp_path, method):
         ref = trained.predict(trained.prepare(images)).softmax(1).numpy()
     np.testing.assert_allclose(probs, ref, atol=1e-6)
     assert len(ds) == 16 and (probs.argmax(1) == ds.labels).mean() == summary["protocol"]["last"]
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.parametrize("method,args", [("eac", ["--config", "recipes/eac/ferplus.yaml", "--preset", "cpu"]),
+                                         ("dmue", ["--sampler", "stratified"])])
+def test_torchrun_on_a_timm_backbone(tmp_path, method, args):
+    """2-process DDP (gloo) on timm's ConvNeXt, through a recipe (EAC's, on synthetic faces) and DMUE's copies of
+    the last stage: the run's test accuracy equals a single-process evaluation of its checkpoint."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ferlab.engine.trainer import evaluate_checkpoint
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ferlab.cli",
+           "train", "--method", method, *args, "--dataset", "synthetic", "--backbone", "timm:convnext_atto",
+           "--input-size", str(SIZE), "--image-size", str(SIZE), "--epochs", "1", "--batch-size", "32",
+           "--device", "cpu", "--noise", "none", "--out-dir", str(tmp_path), "--name", "ddp", "--set",
+           "dataset_args.n=64", "--set", "val_split=null", "--limit-eval", "32", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=repo)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run = tmp_path / "ddp"
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(row["loss"]) and row.get("skipped_batches", 0) == 0
+    single = evaluate_checkpoint(run / "checkpoints" / "last.pt", "test", device="cpu", progress=False)
+    assert single["n"] == 32 and single["acc"] == row["test_acc"]
