@@ -1,7 +1,8 @@
 """Write every generated part of the documentation from the committed files: the results pages (from
 ``benchmarks/results/*.json``), the CLI reference (from the argparse parsers of ``ferlab.cli``), the
 README's headline results table and notebook list (between ``<!-- results:start/end -->`` and
-``<!-- notebooks:start/end -->``) and the layer table of docs/architecture.md (from ``LAYERS`` in tests/test_layering.py).
+``<!-- notebooks:start/end -->``) and the layer table of docs/architecture.md (from ``LAYERS`` in
+tests/test_layering.py).
 
     python docs/gen_pages.py            # rewrite every generated file
     python docs/gen_pages.py --check    # exit 1 naming each generated file that differs (tests/test_docs.py)
@@ -182,7 +183,8 @@ def scratch_grid_page() -> str:
     grid = load("ferplus-grid-cpu.json")
     runs = grid["runs"]
     signals = load("noise-signal-ferplus-cpu.json")
-    reruns = load("ferplus-grid-cpu-baseline-rerun.json")["runs"] + load("ferplus-grid-cpu-baseline-rerun2.json")["runs"]
+    reruns = (load("ferplus-grid-cpu-baseline-rerun.json")["runs"]
+              + load("ferplus-grid-cpu-baseline-rerun2.json")["runs"])
     probes = sorted(RESULTS.glob("*probe*.json"))
     main_hours = sum(r["train_time_s"] for r in runs if r["method"] in METHODS) / 3600
     n_main = sum(r["method"] in METHODS for r in runs)
@@ -198,7 +200,8 @@ def scratch_grid_page() -> str:
            "weight file and a GPU; the face-pretrained regime on a CPU is on [its own page](face-pretrained.md).", "",
            "## Setup", "",
            f"- Shared by every method: {setup_text(grid)}. Each method keeps its own official augmentation, "
-           "classifier learning-rate multiplier, sampler and schedule family (the recipes in `recipes/<method>/ferplus.yaml`).",
+           "classifier learning-rate multiplier, sampler and schedule family (the recipes in "
+           "`recipes/<method>/ferplus.yaml`).",
            *noise_text(runs),
            "- LDLVA takes its K = 8 neighbours from the penultimate features of the baseline run of the same label "
            "setting (trained on the same noisy labels, never on the clean ones); FERPlus has no valence/arousal.",
@@ -228,7 +231,8 @@ def scratch_grid_page() -> str:
            "![test accuracy per epoch and fit of the flipped labels, sym30](../figures/ferplus-cpu-curves-sym30.png)",
            "![the same on the FER2013 labels](../figures/ferplus-cpu-curves-fer2013.png)",
            "![the same on asym30](../figures/ferplus-cpu-curves-asym30.png)", "",
-           "Mean of the last 5 epochs against the noise rate (DMUE and the named deviations are in the table only):", "",
+           "Mean of the last 5 epochs against the noise rate (DMUE and the named deviations are in the table only):",
+           "",
            "![accuracy vs noise](../figures/ferplus-cpu-accuracy-vs-noise.png)", "",
            "Test confusion matrices on the FER2013 labels (row-normalised, last epoch), and the sym30 runs' "
            "attention, feature spaces and noise signals, drawn by `ferlab figures` from the run folders:", "",
@@ -242,7 +246,8 @@ def scratch_grid_page() -> str:
            "Their difference from the table's rows is the variation between trainings of one config:", "",
            md_table(["label setting", "run", "last", "mean last 5", "test @ best val (epoch)", "train time"],
                     [[r["setting"], name, pct(r["protocol"]["last"]), pct(mean_last(r)),
-                      f"{pct(r['protocol']['best_val'])} ({r['protocol']['best_val_epoch']})", minutes(r["train_time_s"])]
+                      f"{pct(r['protocol']['best_val'])} ({r['protocol']['best_val_epoch']})",
+                      minutes(r["train_time_s"])]
                      for s in SCRATCH_SETTINGS
                      for name, r in [("grid", find(runs, "baseline", s))]
                      + [(f"re-run {i + 1}", x) for i, x in enumerate(x for x in reruns if x["setting"] == s)]
@@ -263,7 +268,8 @@ def scratch_grid_page() -> str:
            "python benchmarks/run_grid.py --methods baseline eac rul dmue --settings sym30 fer2013 --preset cpu",
            "ferlab landmarks --dataset ferplus --split train --out landmarks/ferplus-train.npz   # for LA-Net",
            "python benchmarks/run_grid.py --methods lanet ldlva --settings sym30 fer2013 --preset cpu",
-           "python benchmarks/run_grid.py --methods baseline eac rul lanet ldlva dmue --settings asym30 clean --preset cpu",
+           "python benchmarks/run_grid.py --methods baseline eac rul lanet ldlva dmue --settings asym30 clean "
+           "--preset cpu",
            "python benchmarks/run_grid.py --methods dmue:scratch --settings sym30 fer2013 --preset cpu",
            "python benchmarks/noise_signal.py runs/ferplus-cpu/*-s0",
            "python benchmarks/plot_grid.py --results benchmarks/results/ferplus-grid-cpu.json --figures figures",
@@ -289,7 +295,8 @@ def signal_tables(signals: dict) -> list[str]:
             continue
         keys = list(dict.fromkeys(s for _, v in runs for s in v["auroc"]))
         head = ["signal"] + [f"{NAMES[v['method']]}" for _, v in runs]
-        rows = [[SIGNAL_NAMES.get(s, s)] + [f3(v["auroc"][s]) if s in v["auroc"] else "" for _, v in runs] for s in keys]
+        rows = [[SIGNAL_NAMES.get(s, s)] + [f3(v["auroc"][s]) if s in v["auroc"] else "" for _, v in runs]
+                for s in keys]
         out += [f"**{setting}** ({runs[0][1]['n_flipped']:,} of {runs[0][1]['n']:,} training labels wrong)", "",
                 md_table(head, rows), ""]
     return out
@@ -345,13 +352,16 @@ def pretrained_page() -> str:
            "![face weights vs random init vs ResNet-18 from scratch](../figures/ferplus-backbone-comparison.png)", "",
            "## Finding the wrong labels", "",
            "The per-image signals of this grid's runs scored as on the [label-audit page](label-audit.md) "
-           f"(`benchmarks/results/label-audit-ferplus-cpu_pretrained.json`; {hardware(audit['machine'], audit.get('versions'))}):", "",
+           "(`benchmarks/results/label-audit-ferplus-cpu_pretrained.json`; "
+           f"{hardware(audit['machine'], audit.get('versions'))}):", "",
            *audit_tables(audit), "",
            "## Reproduce", "",
            "```bash",
-           "python benchmarks/run_grid.py --methods baseline eac rul ldlva lanet dmue --settings sym30 fer2013 clean \\",
+           "python benchmarks/run_grid.py --methods baseline eac rul ldlva lanet dmue --settings sym30 fer2013 "
+           "clean \\",
            "    --preset cpu_pretrained --out-dir runs          # resumable; one worker per core: OMP_NUM_THREADS=1",
-           "python benchmarks/run_grid.py --methods baseline baseline:randinit --settings clean --preset cpu_pretrained",
+           "python benchmarks/run_grid.py --methods baseline baseline:randinit --settings clean "
+           "--preset cpu_pretrained",
            "python benchmarks/backbone_comparison.py",
            "python benchmarks/label_audit.py --runs runs/ferplus-cpu_pretrained --settings sym30 fer2013 \\",
            "    --archive benchmarks/results/label-audit-signals-cpu_pretrained",
@@ -387,10 +397,12 @@ def audit_tables(results: dict) -> list[str]:
                          f3(e["average_precision"])] + [f3(e["precision_at_k"].get(str(k))) for k in ks]
                         + [f"{fl['flagged']:,}, {f3(fl['precision'])}, {f3(fl['recall'])}" if fl else ""])
         out += [f"**{setting}**: {res['n_wrong']:,} of {res['n_known']:,} training labels differ from the FERPlus "
-                f"majority; a random pick is right with probability {res['base_rate']:.3f}.", "", md_table(head, rows), ""]
+                f"majority; a random pick is right with probability {res['base_rate']:.3f}.", "",
+                md_table(head, rows), ""]
         if res.get("missing"):
-            out += ["Not measured yet: " + ", ".join(f"`{Path(m.split(' ')[0]).name}`" if m.startswith("/") or "/" in
-                                                     m.split(" ")[0] else m.split(" (")[0] for m in res["missing"]) + ".", ""]
+            missing = [f"`{Path(m.split(' ')[0]).name}`" if m.startswith("/") or "/" in m.split(" ")[0]
+                       else m.split(" (")[0] for m in res["missing"]]
+            out += ["Not measured yet: " + ", ".join(missing) + ".", ""]
     return out
 
 
@@ -437,7 +449,8 @@ def audit_page() -> str:
            "labels are dominated by one class.", "",
            "## Reproduce", "",
            "```bash",
-           "python benchmarks/run_grid.py --methods baseline eac rul lanet ldlva dmue --settings sym30 fer2013 --preset cpu",
+           "python benchmarks/run_grid.py --methods baseline eac rul lanet ldlva dmue --settings sym30 fer2013 "
+           "--preset cpu",
            "python benchmarks/label_audit.py --runs runs/ferplus-cpu --settings sym30 fer2013 --folds 5 --train-folds",
            "python benchmarks/label_audit.py --figure figures/ferplus-cpu-label-audit.png",
            "python docs/gen_pages.py",
@@ -457,7 +470,8 @@ def throughput_section(name: str, title: str, text: str) -> list[str]:
                           for k, v in peaks.items())
     env = {k: v for k, v in (d.get("env") or {}).items() if v is not None}
     return [f"### {title}", "", text, "",
-            f"`{command(d['command'])}` -> `benchmarks/results/{name}`. Hardware: {hardware(d['machine'], d.get('versions'))}. "
+            f"`{command(d['command'])}` -> `benchmarks/results/{name}`. "
+            f"Hardware: {hardware(d['machine'], d.get('versions'))}. "
             f"Measured peak: {peak_text}." + (f" Environment: {', '.join(f'{k}={v}' for k, v in env.items())}."
                                               if env else ""), "",
             markdown_table(d), ""]
@@ -472,7 +486,8 @@ def performance_page() -> str:
                  f"{r['step_speedup']:.2f}x", f"{100 * r['optimizer_share_loop']:.0f}%"] for r in opt["results"]]
     pilot_rows = []
     for r in pilot["runs"]:
-        prec = "float32" if r["precision"] == "fp32" else f"defaults ({r['resolved']['amp']}, channels_last {r['resolved']['channels_last']})"
+        prec = "float32" if r["precision"] == "fp32" \
+            else f"defaults ({r['resolved']['amp']}, channels_last {r['resolved']['channels_last']})"
         pilot_rows.append([r["preset"], prec, str(r["seed"]), " ".join(f"{100 * v:.1f}" for v in r["val_acc"]),
                            f"{100 * sum(r['val_acc'][-3:]) / 3:.2f}"])
     verdict = []
@@ -513,7 +528,8 @@ def performance_page() -> str:
            "torch's default Adam on the CPU is a per-tensor loop; ferlab's `optimizer_impl: auto` picks the fused "
            "kernel (the same update, `tests/engine/test_trainer.py::test_optimizer_kernels_compute_the_same_update`). "
            "The two kernels are timed interleaved in one process, each with its own Adam state, so that a drift in "
-           f"the machine's speed hits both alike (`{command(opt['command'])}`; {hardware(opt['machine'], opt.get('versions'))}):", "",
+           f"the machine's speed hits both alike (`{command(opt['command'])}`; "
+           f"{hardware(opt['machine'], opt.get('versions'))}):", "",
            md_table(["method", "input", "parameters optimized", "Adam step, loop -> fused (ms)",
                      "training step, loop -> fused (ms)", "speed-up", "loop Adam share of the step"], opt_rows), "",
            "## Does bf16 change what a run learns?", "",
@@ -555,7 +571,8 @@ def results_index() -> str:
 def readme_block() -> str:
     scratch = load("ferplus-grid-cpu.json")["runs"]
     pre = load("ferplus-grid-cpu_pretrained.json")["runs"]
-    head = (["method"] + [f"scratch {s}" for s in SCRATCH_SETTINGS] + [f"face weights {s}" for s in PRETRAINED_SETTINGS])
+    head = ["method"] + [f"scratch {s}" for s in SCRATCH_SETTINGS] \
+        + [f"face weights {s}" for s in PRETRAINED_SETTINGS]
     rows = []
     for m in METHODS:
         cells = [NAMES[m]]

@@ -204,8 +204,9 @@ def dev_subset(root: Path, first: int = 60) -> list[int]:
     """Rows of the development data to rebuild: the first ``first`` rows of each Usage (blank names,
     the names' lag, pixel duplicates), every row of a name FERPlus used twice, and whole groups of
     PNGs of a split that hold the same pixels (statuses dup_same_label / ambiguous hold only for the
-    whole group): those of the rows above and every group with conflicting labels. Left out: 'ambiguous' rows whose pixels no other PNG repeats -- the data's label
-    recovery (JPEG copies) flagged them, which no rule on the csv's pixels reproduces."""
+    whole group): those of the rows above and every group with conflicting labels. Left out: 'ambiguous' rows
+    whose pixels no other PNG repeats -- the data's label recovery (JPEG copies) flagged them, which no rule on
+    the csv's pixels reproduces."""
     table = read_csv(root / "fer2013_labels.csv", dicts=True)
     chosen = set()
     seen = defaultdict(int)
