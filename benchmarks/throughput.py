@@ -6,9 +6,12 @@ Usage:  python benchmarks/throughput.py [--methods baseline eac rul dmue lanet l
         [--out benchmarks/results/]
         python benchmarks/throughput.py --backbone dlib_resnet29 --weights dlib [--backbone-arg out_stage=4]
         [--backbone-arg norm=frozen] --sizes 112 ...                   # the face-pretrained backbone
+        python benchmarks/throughput.py --backbone timm:convnext_tiny --methods baseline --sizes 112
+        [--precisions auto]                       # any timm / torchvision network (timm:<model>, tv:<model>)
         python benchmarks/throughput.py --table benchmarks/results/throughput-cpu.json   # README table
 Writes ``throughput-<device>.json`` (ResNet-18), ``throughput-<device>-<backbone>[-<arg><value>...].json``
-(another backbone / constructor options) with the machine (CPU instruction sets, GPU), versions, command,
+(another backbone / constructor options; ``timm:x`` is written ``timm-x``) with the machine (CPU instruction
+sets, GPU, the load average before and after the run: another process's load slows it), versions, command,
 the measured peak FLOP/s of the machine in float32 and in bf16 (best of large matmuls and a large 3x3
 convolution; bf16 where the device computes it natively) and, per method, size and precision
 (``fp32``: float32, contiguous -- ``--amp off --channels-last off``; ``auto``: the trainer's defaults,
@@ -286,13 +289,14 @@ def check_backbone(ap: argparse.ArgumentParser, args) -> dict:
     option, missing weights, or a ``--sizes`` entry below the network's minimum input."""
     import yaml
 
-    from ferlab.models import list_backbones
+    from ferlab.models.registry import backbone_problem
 
     def fail(msg: str):
         ap.exit(2, f"{ap.prog}: error: {msg}\n")
 
-    if args.backbone not in list_backbones():
-        fail(f"--backbone {args.backbone!r} is not registered; available: {', '.join(list_backbones())}")
+    problem = backbone_problem(args.backbone)
+    if problem:
+        fail(f"--backbone {args.backbone}: {problem}")
     try:
         backbone_args = parse_backbone_args(args.backbone_arg)
         net = create_backbone(args.backbone, weights=args.weights, verbose=False, **backbone_args)
@@ -311,13 +315,14 @@ def backbone_suffix(backbone: str, backbone_args: dict) -> str:
     ``-<backbone>[-<key><value>...]``."""
     if backbone == "resnet18" and not backbone_args:
         return ""
-    return "".join([f"-{backbone}", *(f"-{k}{v}" for k, v in sorted(backbone_args.items()))])
+    return "".join([f"-{backbone.replace(':', '-')}", *(f"-{k}{v}" for k, v in sorted(backbone_args.items()))])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=["baseline", "eac", "rul", "dmue", "lanet", "ldlva"])
-    ap.add_argument("--backbone", default="resnet18", help="a registered backbone (ferlab.models.list_backbones)")
+    ap.add_argument("--backbone", default="resnet18", help="a registered backbone (ferlab.models.list_backbones), "
+                                                           "timm:<model> or tv:<model>")
     ap.add_argument("--weights", help="named weights of the backbone (dlib_resnet29: dlib) or a checkpoint file; "
                                       "sets the input normalisation (pretrained_cfg)")
     ap.add_argument("--backbone-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -348,6 +353,7 @@ def main(argv=None) -> int:
         print(markdown_table(json.loads(Path(args.table).read_text())))
         return 0
     backbone_args = check_backbone(ap, args)
+    load_before = os.getloadavg()
     device = resolve_device(args.device)
     peaks = {"fp32": peak_flops(device, dtype=torch.float32)}
     if device.type == "cuda" or cpu_native_bf16():
@@ -396,6 +402,8 @@ def main(argv=None) -> int:
         **machine_and_versions(device),
         "peak": peaks["fp32"], "peaks": peaks,
         "env": {k: os.environ.get(k) for k in ("FERLAB_CPU_BF16", "OMP_NUM_THREADS")},
+        # 1 / 5 / 15-minute load averages: above the threads a run uses, other processes shared the CPUs
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "results": rows,
     }
     out = Path(args.out)

@@ -63,6 +63,8 @@ def test_bench_measures_another_backbone_with_its_weights_and_options():
     assert throughput.backbone_suffix("resnet18", {}) == ""
     assert throughput.backbone_suffix("dlib_resnet29", {"out_stage": 3, "norm": "batchnorm"}) \
         == "-dlib_resnet29-normbatchnorm-out_stage3"
+    assert throughput.backbone_suffix("timm:convnext_tiny", {"drop_path_rate": 0.1}) \
+        == "-timm-convnext_tiny-drop_path_rate0.1"
 
 
 def test_main_refuses_a_bad_backbone_setup_in_one_line(tmp_path, capsys):
@@ -74,7 +76,9 @@ def test_main_refuses_a_bad_backbone_setup_in_one_line(tmp_path, capsys):
                        (["--backbone", "dlib_resnet29", "--backbone-arg", "out_stage=7"], "out_stage must be 1..5"),
                        (["--backbone", "dlib_resnet29", "--backbone-arg", "out_stage"], "expects KEY=VALUE"),
                        (["--backbone", "resnet18", "--weights", "nope"], "no weights named 'nope'"),
-                       (["--backbone", "nonet"], "'nonet' is not registered")]:
+                       (["--backbone", "nonet"], "--backbone nonet: unknown backbone 'nonet'"),
+                       (["--backbone", "tv:resnet19"], "--backbone tv:resnet19: torchvision has no classification "
+                                                       "model 'resnet19'")]:
         with pytest.raises(SystemExit) as e:
             throughput.main([*argv, "--out", str(tmp_path)])
         err = capsys.readouterr().err
