@@ -99,8 +99,8 @@ def test_recorded_commands_name_no_local_folder(gen):
 def test_readme_is_a_short_front_door():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 200
-    for part in ("## Install", "## Demo", "ferlab demo", 'pip install -e ".[dev,landmarks,audit,docs]" && bash '
-                 "scripts/check.sh", "<!-- results:start -->", "figures/ferplus-cpu-accuracy-vs-noise.png",
+    for part in ("## Install", "## Demo", "ferlab demo", "&& bash scripts/check.sh", "<!-- results:start -->",
+                 "figures/ferplus-cpu-accuracy-vs-noise.png",
                  "<!-- python-example:start -->", "<!-- python-example:end -->", "## Command line at a glance",
                  "## Notebooks", "<!-- notebooks:start -->", "## Documentation", "## Licence", "MIT", "## Citing",
                  "CITATION.cff"):
@@ -109,12 +109,19 @@ def test_readme_is_a_short_front_door():
         assert (REPO / figure).is_file(), figure
 
 
+def command_extras(path: Path) -> set[str]:
+    """The extras of the ``pip install -e ".[...]" && bash scripts/check.sh`` line of ``path``."""
+    found = re.findall(r'pip install -e "\.\[([a-z,]+)\]" && bash scripts/check\.sh', path.read_text(encoding="utf-8"))
+    assert len(found) == 1, f"{path}: one test command line expected, found {found}"
+    return set(found[0].split(","))
+
+
 def test_the_test_command_builds_the_docs_strictly_and_installs_the_docs_extra():
     import tomllib
     check = (REPO / "scripts" / "check.sh").read_text(encoding="utf-8")
     assert "mkdocs build --strict" in check and check.index("pytest") < check.index("mkdocs build")
-    assert 'pip install -e ".[dev,landmarks,audit,docs]" && bash scripts/check.sh' in \
-        (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    ci, readme = command_extras(REPO / ".ci" / "run"), command_extras(README)
+    assert ci == readme and "docs" in ci, (ci, readme)
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[]", d)[0] for d in extras["docs"]}
     assert {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocs-jupyter"} <= names
