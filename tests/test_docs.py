@@ -125,3 +125,50 @@ def test_the_test_command_builds_the_docs_strictly_and_installs_the_docs_extra()
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[]", d)[0] for d in extras["docs"]}
     assert {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocs-jupyter"} <= names
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed (pip install -e '.[docs]')")
+    return load_module("ferlab_docs_hooks_test", DOCS / "hooks.py")
+
+
+def test_docs_build_finds_public_names_without_a_docstring(hooks, tmp_path):
+    import griffe
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text('"""A package."""\n')
+    (tmp_path / "pkg" / "mod.py").write_text(
+        '"""A module."""\n\n\ndef documented():\n    """Yes."""\n\n\ndef bare():\n    pass\n\n\n'
+        'def _private():\n    pass\n\n\nclass Thing:\n    """A thing."""\n\n    def method(self):\n        pass\n\n'
+        '    def _hidden(self):\n        pass\n')
+    module = griffe.GriffeLoader(search_paths=[str(tmp_path)]).load("pkg.mod")
+    missing = sorted(m.path for m in hooks.public_members(module) if not m.docstring)
+    assert missing == ["pkg.mod.Thing.method", "pkg.mod.bare"]
+
+
+def test_every_public_module_gets_an_api_page(hooks):
+    modules = {m for group in hooks.api_modules().values() for m in group}
+    assert {"ferlab", "ferlab.engine.trainer", "ferlab.methods.eac", "ferlab.data.ferplus", "ferlab.cli.train",
+            "ferlab.errors"} <= modules
+    assert not any(part.startswith("_") for m in modules for part in m.split(".")[1:])
+    assert "ferlab.cli.__main__" not in modules
+
+
+def test_executed_notebook_is_kept_without_widgets_and_with_a_readable_smoke_cell(hooks, tmp_path, monkeypatch):
+    import nbformat
+    monkeypatch.setenv("FERLAB_NOTEBOOK_CACHE", str(tmp_path))
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("SMOKE = False")
+    params.metadata["tags"] = ["parameters"]
+    run = nbformat.v4.new_code_cell("print(1)")
+    run.outputs = [nbformat.v4.new_output("display_data", data={hooks.WIDGET: {"model_id": "x"}, "text/plain": "bar"}),
+                   nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells = [params, run]
+    hooks.inject_smoke_cell(nb, "/tmp/somewhere/runs", "cpu")
+    source = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), source)
+    out = hooks.save_executed(nb, source, key="k")
+    saved = nbformat.read(out, as_version=4)
+    assert out == tmp_path / "notebooks" / "nb.ipynb" and saved.metadata[hooks.NOTEBOOK_KEY] == "k"
+    assert "SMOKE = True" in saved.cells[1].source and "/tmp/somewhere" not in saved.cells[1].source
+    assert [o.output_type for o in saved.cells[2].outputs] == ["stream"]
