@@ -80,8 +80,10 @@ def add_parser(sub) -> None:
     ev.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N | mps")
     ev.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
                     help="override an evaluation dataset argument, e.g. exclude_train_duplicates=true (FERPlus)")
-    ev.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
-                    help="autocast of the network: auto = bf16 where the device computes it natively, else float32")
+    ev.add_argument("--amp", default="run", choices=("run", "auto", "bf16", "fp16", "off"),
+                    help="autocast of the network: run (default) = the precision the run was trained in, so the "
+                         "accuracy equals the logged one; auto = bf16 where the device computes it natively, else "
+                         "float32")
     ev.add_argument("--json", action="store_true", help="print the report (accuracy, confusion, ...) as JSON")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)

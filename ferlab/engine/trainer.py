@@ -655,13 +655,28 @@ def fit(cfg: TrainConfig, resume: bool = False) -> dict:
     return Trainer(cfg, resume=resume).fit()
 
 
+def run_precision(cfg, device, amp: str = "run", channels_last: str = "run") -> tuple[str, str]:
+    """``(amp, channels_last)`` for running a saved run's network on ``device``: ``run`` takes the values the
+    run recorded (fp16 becomes ``off`` on a device other than CUDA, where ferlab has no fp16 autocast)."""
+    if amp == "run":
+        amp = cfg.amp if not (cfg.amp == "fp16" and torch.device(device).type != "cuda") else "off"
+    if channels_last == "run":
+        channels_last = cfg.channels_last
+    return amp, channels_last
+
+
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str = "auto", batch_size: int = 256,
-                        progress: bool = True, dataset_args: dict | None = None, amp: str = "auto") -> dict:
+                        progress: bool = True, dataset_args: dict | None = None, amp: str = "run",
+                        channels_last: str = "run") -> dict:
     """Single-process evaluation of a saved run on one of its evaluation splits;
     ``dataset_args`` override the run's evaluation dataset arguments (e.g.
-    ``{"exclude_train_duplicates": True}`` for FERPlus); ``amp``: the network's autocast on ``device``
-    (:mod:`~ferlab.engine.precision`: ``auto`` is bf16 where the device computes it natively)."""
+    ``{"exclude_train_duplicates": True}`` for FERPlus).
+
+    ``amp`` / ``channels_last``: ``run`` (default) evaluates in the precision and memory format the run recorded,
+    so the result equals the accuracy the run logged on the same device type (an fp16 run evaluated on a CPU runs
+    in float32); or any value of :mod:`~ferlab.engine.precision` (``auto``, ``bf16``, ``fp16``, ``off``)."""
     method, cfg, dev = load_run_method(checkpoint, device)
+    amp, channels_last = run_precision(cfg, dev, amp, channels_last)
     if split in ("val", "test"):
         if not has_split(cfg, split):
             raise DatasetError(f"{checkpoint}: the run has no {split} split (trained without one"
@@ -678,7 +693,8 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", device: str
         if cfg.limit_eval:
             ds = ds.subset(np.arange(min(cfg.limit_eval, len(ds))))
     ds.preload(progress=progress)
-    preds = predict_dataset(method, ds, dev, batch_size, amp=amp, progress=progress, desc=f"eval {split}")
+    preds = predict_dataset(method, ds, dev, batch_size, amp=amp, channels_last=channels_last, progress=progress,
+                            desc=f"eval {split}")
     rep = {"split": split_name, **classification_report(ds.labels, preds, ds.num_classes)}
     if "removed_train_duplicates" in ds.meta:
         rep["removed_train_duplicates"] = ds.meta["removed_train_duplicates"]
