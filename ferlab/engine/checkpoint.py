@@ -39,7 +39,7 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     """Restore the generators from a :func:`rng_state` dict (the CUDA ones only when CUDA is
-    available here and the state holds them)."""
+    available in this process and the state holds them)."""
     v = state["python"]
     random.setstate((v[0], tuple(v[1]), v[2]))
     n = state["numpy"]

@@ -111,7 +111,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         cfg.validate()
         if resolve_device(cfg.device).type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {cfg.device}: CUDA is not available here (torch {torch.__version__}); "
+            raise ConfigError(f"device {cfg.device}: CUDA is not available to this torch ({torch.__version__}); "
                               f"use --device cpu, or auto")
         self.info = init_distributed(resolve_device(cfg.device).type)
         self.device = resolve_device(cfg.device)
