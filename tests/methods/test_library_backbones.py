@@ -26,8 +26,9 @@ CASES = [pytest.param(m, b, id=f"{m}-{b}", marks=() if b == "timm:convnext_atto"
 
 def library_cfg(tmp_path, method, backbone, **kw):
     """The dlib tests' run (:func:`test_backbones.cfg`) on ``backbone`` from random init: 16 faces of 32 px,
-    one batch of 16 per epoch (DMUE: 32 faces, so that its stratified batches hold every class twice)."""
-    n = 32 if method == "dmue" else 16
+    one batch of 16 per epoch (DMUE and LA-Net: 32 faces, so that DMUE's stratified batches hold every class
+    twice and LA-Net's progressive sampler, which draws fewer images in its second epoch, fills a batch)."""
+    n = 32 if method in ("dmue", "lanet") else 16
     base = {"backbone": backbone, "weights": None, "input_size": SIZE, "dataset_args": {"n": n, "image_size": SIZE}}
     return cfg(tmp_path, method, **{**base, **kw})
 
