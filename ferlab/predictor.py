@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .data.io import read_image, resize_array
 from .methods.base import Method
+from .progress import progress_bar
 
 
 @dataclass
@@ -231,7 +231,7 @@ class Predictor:
         of ``batch_size`` (images are decoded batch by batch)."""
         items = _as_list(inputs)
         probs = []
-        for lo in tqdm(range(0, len(items), batch_size), desc="predict", disable=not progress, leave=False,
+        for lo in progress_bar(range(0, len(items), batch_size), desc="predict", disable=not progress, leave=False,
                        unit="batch"):
             probs.append(self.logits(items[lo:lo + batch_size]).softmax(1).numpy())
         out = np.concatenate(probs) if probs else np.zeros((0, len(self.classes)), dtype=np.float32)
@@ -258,7 +258,7 @@ class Predictor:
             warnings.warn(f"{self.source}: {self.framing_note}", stacklevel=2)
             self._noted = True
         out, chips, where = [], [], []
-        for i, image in enumerate(tqdm(_as_list(images), desc="faces", disable=not progress, unit="photo")):
+        for i, image in enumerate(progress_bar(_as_list(images), desc="faces", disable=not progress, unit="photo")):
             rgb = photo_array(image, background)
             faces = detect_faces(rgb, detector, detect_size, upsample)
             out.append([])

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ferlab"
 
 #: top-level part of ferlab -> layer; a module may import its own layer and the ones below
 LAYERS = {
-    "errors": 0, "atomic": 0, "collectives": 0, "torch_pair": 0,
+    "errors": 0, "atomic": 0, "collectives": 0, "torch_pair": 0, "progress": 0,
     "classes": 1, "data": 1, "models": 1,
     "losses": 2,
     "methods": 3,

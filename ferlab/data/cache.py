@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from ..progress import progress_bar
 
 
 class ImageCache:
@@ -49,7 +50,7 @@ class ImageCache:
         def work(i: int) -> tuple[int, np.ndarray]:
             return i, self.decode(int(i))
 
-        bar = tqdm(total=len(idx), desc=desc, disable=not progress, unit="img", leave=False)
+        bar = progress_bar(total=len(idx), desc=desc, disable=not progress, unit="img", leave=False)
         with ThreadPoolExecutor(max(1, threads)) as pool:
             for i, arr in pool.map(work, idx):
                 self.images[i] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(self.images.device)

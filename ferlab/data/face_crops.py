@@ -158,7 +158,7 @@ def crop_folder(src: str | Path, dst: str | Path, framing: Framing, detector: st
     """Crop every photo under ``src`` into ``dst`` (module docstring); ``jobs`` worker processes
     (1: in this process). ``on_row(rows)`` is called with each photo's rows as they come (the CLI
     names unreadable files with it). The report is written also when interrupted."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise DatasetError(f"{src}: photo folder not found")
@@ -181,7 +181,7 @@ def crop_folder(src: str | Path, dst: str | Path, framing: Framing, detector: st
         else:
             results[rel] = rows
             summary.skipped.append(rel.as_posix())
-    bar = tqdm(total=len(todo), desc="cropping", unit="photo", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="cropping", unit="photo", disable=not progress)
     pool = ProcessPoolExecutor(jobs) if jobs > 1 and len(todo) > 1 else None
     try:
         for task, rows in zip(todo, pool.map(crop_photo, todo) if pool else map(crop_photo, todo)):

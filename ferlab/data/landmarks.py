@@ -201,14 +201,15 @@ def detect_landmarks(dataset, detect_size: int = 144, fallback_box=None, progres
     except ImportError as e:
         raise ImportError("landmark detection needs dlib: pip install 'ferlab[landmarks]' "
                           "(dlib-bin wheels, no compiler needed)") from e
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
     detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(_predictor_file())
     n, size = len(dataset), dataset.image_size
     scale = detect_size / size
     t0 = time.time()
     boxes = np.full((n, 4), np.nan, dtype=np.float32)
     grays = []
-    for lo in tqdm(range(0, n, 256), desc=f"detecting faces in {dataset.name}", disable=not progress, unit_scale=256):
+    for lo in progress_bar(range(0, n, 256), desc=f"detecting faces in {dataset.name}", disable=not progress,
+                           unit_scale=256):
         imgs = dataset.cache.get(np.arange(lo, min(lo + 256, n))).float()          # (b, 3, S, S)
         gray = (0.299 * imgs[:, 0] + 0.587 * imgs[:, 1] + 0.114 * imgs[:, 2])[:, None]
         if detect_size != size:
@@ -229,7 +230,7 @@ def detect_landmarks(dataset, detect_size: int = 144, fallback_box=None, progres
     boxes[~detected] = fb
     points = np.zeros((n, 68, 2), dtype=np.float32)
     grays = np.concatenate(grays)
-    for i in tqdm(range(n), desc="68-point shapes", disable=not progress, mininterval=2):
+    for i in progress_bar(range(n), desc="68-point shapes", disable=not progress, mininterval=2):
         b = boxes[i].round().astype(int)
         shape = predictor(grays[i], dlib.rectangle(int(b[0]), int(b[1]), int(b[2]), int(b[3])))
         points[i] = [(p.x + 0.5, p.y + 0.5) for p in shape.parts()]   # pixel centre -> continuous coordinates

@@ -278,7 +278,7 @@ def prepare_ferplus(fer2013_csv: str | Path, ferplus_csv: str | Path, out: str |
     from ``fer2013.csv`` and ``fer2013new.csv`` (module docstring). Both files are read and checked
     in full before anything is written; the label files are written last, each atomically. A folder
     that already holds a ``label.csv`` or ``fer2013_labels.csv`` is refused."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
     out = Path(out)
     targets = [out / f / "label.csv" for f in FOLDERS.values()] + [out / "fer2013_labels.csv"]
     existing = [p for p in targets if p.exists()]
@@ -292,7 +292,7 @@ def prepare_ferplus(fer2013_csv: str | Path, ferplus_csv: str | Path, out: str |
     written = [i for i, s in enumerate(status) if s not in ("ferplus_dropped", "no_pixels")]
     for folder in FOLDERS.values():
         make_dirs(out / folder)
-    for i in tqdm(written, desc="FERPlus PNGs", unit="img", disable=not progress, leave=False):
+    for i in progress_bar(written, desc="FERPlus PNGs", unit="img", disable=not progress, leave=False):
         _write_png(fer.pixels[i], out / FOLDERS[plus.usage[i]] / plus.name[i])
     result = PreparedFerplus(out=out, rows=len(status), statuses={s: status.count(s) for s in STATUSES})
     for usage, folder in FOLDERS.items():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .distributed import DistInfo, all_gather_objects
 from .precision import amp_dtype, autocast, use_channels_last
 
@@ -30,7 +30,7 @@ def batched_logits(method, dataset, device, batch_size: int = 256, rows=None, am
     if channels_last:       # weights too, as the trainer holds them: the same kernels, the same logits
         method.to(memory_format=torch.channels_last)
     rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
-    for lo in tqdm(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
+    for lo in progress_bar(range(0, len(rows), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(rows[lo:lo + batch_size])
         x = method.prepare(b["image"].to(device, non_blocking=True))
         if channels_last:
@@ -71,7 +71,7 @@ def dataset_features(method, dataset, device, batch_size: int = 256, progress: b
     if channels_last:
         method.to(memory_format=torch.channels_last)
     out = []
-    for lo in tqdm(range(0, len(dataset), batch_size), desc=desc, disable=not progress, leave=False):
+    for lo in progress_bar(range(0, len(dataset), batch_size), desc=desc, disable=not progress, leave=False):
         b = dataset.get_batch(np.arange(lo, min(lo + batch_size, len(dataset))))
         x = method.prepare(b["image"].to(dev))
         if channels_last:

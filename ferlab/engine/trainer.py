@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data import DatasetError, build_dataset
 from ..data.faces import training_framing
@@ -32,6 +31,7 @@ from ..data.samplers import epoch_order
 from ..errors import CheckpointError, ConfigError, UserError, WriteError
 from ..methods import build_method, method_class
 from ..models import create_backbone
+from ..progress import progress_bar, write_line
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .config_check import checkpoint_interval
@@ -144,9 +144,9 @@ class Trainer:
 
     # -- construction -----------------------------------------------------------
     def log(self, msg: str) -> None:
-        """Print ``msg`` on rank 0 (through tqdm, so progress bars stay intact)."""
+        """Print ``msg`` on rank 0 (between progress bars, which stay intact)."""
         if self.info.is_main:
-            tqdm.write(msg)
+            write_line(msg)
 
     def _on_rank0(self, check) -> None:
         """Run ``check()`` on rank 0 and raise its :class:`UserError` on every rank (so that no rank
@@ -461,7 +461,7 @@ class Trainer:
         seen, t0 = acc.get("seen", 0), time.time()
         skipped = acc.get("skipped", 0)
         images = 0
-        bar = tqdm(range(start, steps), total=steps, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        bar = progress_bar(range(start, steps), total=steps, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not (cfg.progress and self.info.is_main), leave=False)
         for step in bar:
             batch = self.train_set.get_batch(order[step * per_rank:(step + 1) * per_rank])
