@@ -134,7 +134,7 @@ def _chain(model: nn.Module, feature_modules: list[str]) -> list[str]:
     return [n for name in names for n in expand(name, model.get_submodule(name))]
 
 
-def _spatial(model: nn.Module, arch: str, num_classes: int, drop_rate: float, min_reduction: int):
+def _spatial(model: nn.Module, num_classes: int, drop_rate: float, min_reduction: int):
     """The :class:`~ferlab.models.chain.ChainBackbone` of a network whose ``forward_features`` is its
     modules in sequence with (N, C, h, w) stage outputs, or None."""
     info = [d for d in model.feature_info if d["reduction"] >= min_reduction]
@@ -182,7 +182,7 @@ def _first_side(value) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def _grid(model: nn.Module, arch: str, num_classes: int, drop_rate: float):
+def _grid(model: nn.Module, num_classes: int, drop_rate: float):
     """The :class:`TimmGridBackbone` of a token model that puts its last tokens on a grid, or None."""
     if not hasattr(model, "forward_intermediates"):
         return None
@@ -272,8 +272,7 @@ def create(arch: str, weights=None, num_classes: int = 0, min_match: float = 0.9
         raise WeightsError(f"{PREFIX}{arch}: timm could not fetch its weights "
                            f"({(str(e).splitlines() or ['-'])[0][:200]})") from None
     model.eval()
-    net = _spatial(model, arch, num_classes, drop_rate, int(min_reduction)) or _grid(model, arch, num_classes,
-                                                                                    drop_rate)
+    net = _spatial(model, num_classes, drop_rate, int(min_reduction)) or _grid(model, num_classes, drop_rate)
     if net is None:
         raise ConfigError(f"{PREFIX}{arch}: ferlab cannot describe its stages: its forward_features is not its "
                           f"modules in sequence and it puts no tokens on a grid (forward_intermediates)")

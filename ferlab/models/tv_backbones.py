@@ -114,8 +114,7 @@ def _head(model: nn.Module) -> tuple[list[str], str, list[str], str] | None:
 def _open_up(model: nn.Module, names: list[str], x: torch.Tensor) -> list[str]:
     """``names`` with every container that spans more than one stride doubling replaced by its children."""
     while True:
-        side, out, opened = x.shape[-1], [], False
-        h = x
+        out, opened, h = [], False, x
         for n in names:
             m = model.get_submodule(n)
             y = m(h)
@@ -128,7 +127,6 @@ def _open_up(model: nn.Module, names: list[str], x: torch.Tensor) -> list[str]:
         names = out
         if not opened:
             return names
-        del side
 
 
 class TorchvisionBackbone(CH.ChainBackbone):
