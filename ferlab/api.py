@@ -119,25 +119,36 @@ def load_run(path: str | Path) -> Run:
     return Run(path, TrainConfig.from_yaml(path / "config.yaml"), history, summary)
 
 
-def fit(config: TrainConfig, resume: bool = False) -> Run:
+def fit(config: TrainConfig, resume: bool = False, reuse: bool = False) -> Run:
     """Train ``config`` (single process, or one rank under torchrun) and return its :class:`Run`;
-    ``resume``: continue the run folder's ``checkpoints/last.pt``. The trainer is
+    ``resume``: continue the run folder's ``checkpoints/last.pt``. ``reuse``: when the run folder holds
+    a finished run of the same config (:mod:`ferlab.engine.run_reuse`), return it without training;
+    when it holds an unfinished one, continue it; otherwise train. The trainer is
     :func:`ferlab.engine.trainer.fit`, which returns the summary dict instead."""
     from .engine.trainer import fit as fit_summary
     if not isinstance(config, TrainConfig):
         raise TypeError(f"fit takes a TrainConfig, got {type(config).__name__} (ferlab.train takes options)")
+    if reuse and not resume:
+        from .engine.run_reuse import run_state
+        state = run_state(config)
+        path = Path(config.out_dir) / config.run_name()
+        if state == "finished":
+            print(f"reused {path}: a finished run of this config (reuse=False trains it again)")
+            return load_run(path)
+        resume = state == "partial"
     return load_run(fit_summary(config, resume=resume)["run"])
 
 
 def train(method: str | None = None, dataset: str | None = None, *, config: str | Path | TrainConfig | None = None,
-          preset: str | None = None, resume: bool = False, **options) -> Run:
+          preset: str | None = None, resume: bool = False, reuse: bool = False, **options) -> Run:
     """Train ``method`` on ``dataset`` and return the :class:`Run`, as ``ferlab train`` does.
 
     ``method``, ``dataset``, ``config`` (a recipe file or a ``TrainConfig`` to start from), ``preset``
     and ``**options`` (any ``TrainConfig`` key: ``epochs=2``, ``noise="symmetric"``, ``noise_rate=0.3``,
     ``out_dir``, ``name``, ``device``...) make the config as :func:`build_config` says; ``resume``
-    continues the run folder's ``checkpoints/last.pt``. The run is trained by :func:`fit`."""
-    return fit(build_config(method, dataset, config=config, preset=preset, **options), resume=resume)
+    continues the run folder's ``checkpoints/last.pt``; ``reuse`` returns a finished run of the same
+    config without training it again (:func:`fit`). The run is trained by :func:`fit`."""
+    return fit(build_config(method, dataset, config=config, preset=preset, **options), resume=resume, reuse=reuse)
 
 
 def build_config(method: str | None = None, dataset: str | None = None, *,
