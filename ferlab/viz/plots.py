@@ -162,6 +162,43 @@ def label_distributions(images, rows: dict[str, np.ndarray], classes, titles=Non
     return fig
 
 
+def labelled_faces(images, labels, clean_labels, classes, cols: int = 8, title: str = ""):
+    """A grid of faces, each titled with its training label; where that label differs from the clean one,
+    the title is red and names both (``given`` over ``clean``).
+
+    Args:
+        images: uint8 (N, 3, H, W) or (N, H, W, 3) (one channel: drawn in grey).
+        labels: (N,) the training labels (noisy where noise was injected).
+        clean_labels: (N,) the clean labels, or ``None`` (every tile shows its label only); ``-1``: unknown.
+        classes: class names, indexed by label.
+    Returns:
+        a figure with ``ceil(N / cols)`` rows of ``cols`` tiles.
+    """
+    import numpy as np
+    images = np.asarray(images)
+    if images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
+        images = images.transpose(0, 2, 3, 1)
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i]
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+        given = classes[int(labels[i])]
+        clean = None if clean_labels is None or clean_labels[i] < 0 else int(clean_labels[i])
+        if clean is not None and clean != int(labels[i]):
+            ax.set_title(f"given: {given}\nclean: {classes[clean]}", fontsize=7, color="tab:red")
+        else:
+            ax.set_title(given, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 SYMMETRIC_RATE = {"clean": 0.0, "sym10": 0.1, "sym20": 0.2, "sym30": 0.3}
 
 

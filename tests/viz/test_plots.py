@@ -49,6 +49,21 @@ def test_label_distributions_draw_one_bar_group_per_source():
     assert len(bars) == 6 and [round(b.get_height(), 2) for b in bars[:3]] == [0.5, 0.5, 0.0]
 
 
+def test_labelled_faces_mark_the_flipped_labels():
+    import numpy as np
+
+    from ferlab.viz.plots import labelled_faces
+    imgs = np.arange(5 * 3 * 4 * 4, dtype=np.uint8).reshape(5, 3, 4, 4)
+    fig = labelled_faces(imgs, np.array([0, 1, 2, 0, 1]), np.array([0, 2, 2, -1, 1]), ["a", "b", "c"], cols=3)
+    axes = fig.axes
+    assert len(axes) == 6 and not axes[5].images                     # 2 rows of 3, the last tile empty
+    assert [ax.get_title() for ax in axes[:5]] == ["a", "given: b\nclean: c", "c", "a", "b"]
+    red = [ax.title.get_color() for ax in axes[:5]]
+    assert red[1] == "tab:red" and red.count("tab:red") == 1
+    assert (axes[0].images[0].get_array() == imgs[0].transpose(1, 2, 0)).all()     # drawn channels-last
+    assert [ax.get_title() for ax in labelled_faces(imgs[:2], [1, 1], None, ["a", "b"], cols=2).axes] == ["b", "b"]
+
+
 def test_accuracy_vs_noise_averages_seeds_and_places_real_noise_apart():
     from ferlab.viz.plots import accuracy_vs_noise
 
