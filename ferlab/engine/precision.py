@@ -2,7 +2,8 @@
 
 ``amp: auto`` is bf16 autocast where the hardware computes bf16 natively -- a CUDA GPU that supports
 it (else fp16 with a gradient scaler), or a CPU with AVX512-BF16 or AMX-BF16, read from the cpuinfo
-that torch ships (``torch.cpu.get_capabilities()``) -- and off on any other CPU, where bf16 would be
+that torch ships (``torch.cpu.get_capabilities()``; before torch 2.5, the kernel's ``/proc/cpuinfo`` flags)
+-- and off on any other CPU, where bf16 would be
 emulated and slower than float32. ``channels_last: auto`` is on on CUDA and on a CPU running bf16
 autocast (oneDNN's bf16 convolutions work in NHWC; on the CPU in float32 the gain depends on the input
 size, so the float32 path keeps the contiguous format it always had).
@@ -14,11 +15,18 @@ bf16 activations.
 
 ``FERLAB_CPU_BF16=0`` (or ``1``) overrides the CPU detection, e.g. to measure the float32 path of
 ``auto`` on a bf16 machine.
+
+Autocast's weight-cast cache is turned off where torch's cache keeps the cast of a weight first made
+under ``no_grad`` (torch before the fix of pytorch#158232): a method's no-grad pass (LDLVA's neighbours)
+would otherwise leave the weights it touched without gradients in the training pass that follows in the
+same autocast region (:func:`autocast_cache_keeps_gradients`).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 
 import torch
 import torch.utils.deterministic
@@ -29,18 +37,38 @@ AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 
 
+#: /proc/cpuinfo flag -> the key torch.cpu.get_capabilities() gives the same instruction set
+_CPUINFO_KEYS = {"avx2": "avx2", "avx512f": "avx512_f", "avx512_bf16": "avx512_bf16", "amx_bf16": "amx_bf16",
+                 "avx512_fp16": "avx512_fp16", "amx_fp16": "amx_fp16"}
+
+
+def cpu_capabilities(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict:
+    """``torch.cpu.get_capabilities()`` (torch 2.5 and newer); before it, the instruction sets of
+    :data:`_CPUINFO_KEYS` read from the flags of ``cpuinfo`` (Linux), under torch's keys; ``{}`` when
+    neither is there."""
+    if hasattr(torch.cpu, "get_capabilities"):
+        return torch.cpu.get_capabilities()
+    try:
+        text = open(cpuinfo, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return {}
+    found = re.search(r"^flags\s*:(.*)$", text, re.M)
+    flags = set(found.group(1).split()) if found else set()
+    return {key: True for flag, key in _CPUINFO_KEYS.items() if flag in flags}
+
+
 def cpu_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16); ``FERLAB_CPU_BF16=0/1`` overrides."""
     forced = os.environ.get("FERLAB_CPU_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    caps = cpu_capabilities()
     return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
 
 
 def cpu_isa() -> str:
     """The CPU's vector instruction sets that matter for training speed, e.g. ``AVX512, AVX512-BF16, AMX-BF16``."""
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    caps = cpu_capabilities()
     names = [("avx2", "AVX2"), ("avx512_f", "AVX512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16"),
              ("avx512_fp16", "AVX512-FP16"), ("amx_fp16", "AMX-FP16")]
     return ", ".join(label for key, label in names if caps.get(key)) or torch.backends.cpu.get_cpu_capability()
@@ -82,11 +110,25 @@ def use_channels_last(setting: str | bool, device: torch.device | str, dtype: to
     return kind == "cuda" or (kind == "cpu" and dtype == torch.bfloat16)
 
 
+@functools.cache
+def autocast_cache_keeps_gradients() -> bool:
+    """Whether a weight cast first under ``no_grad`` inside an autocast region still gets its gradient from
+    a later pass in the same region. torch versions before the fix of pytorch#158232 cache that grad-less
+    cast and reuse it: the later pass then sends no gradient to the weight. Measured once on a 2 x 2 linear
+    map under CPU bf16 autocast (the cache is the same code on every device); draws no random numbers."""
+    weight, x = torch.ones(2, 2, requires_grad=True), torch.ones(1, 2)
+    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            torch.nn.functional.linear(x, weight)
+        return torch.nn.functional.linear(x, weight).requires_grad
+
+
 def autocast(device: torch.device | str, dtype: torch.dtype | None):
-    """``torch.autocast`` to ``dtype`` on ``device``'s type, or a no-op context for float32."""
+    """``torch.autocast`` to ``dtype`` on ``device``'s type, or a no-op context for float32; its weight-cast
+    cache only where torch's cache keeps gradients (:func:`autocast_cache_keeps_gradients`)."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=autocast_cache_keeps_gradients())
 
 
 def dtype_name(dtype: torch.dtype | None) -> str:

@@ -1,4 +1,6 @@
 """What ``amp`` / ``channels_last`` resolve to, what a run records, and that bf16 runs resume bit-exactly."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -27,8 +29,46 @@ def test_auto_on_the_cpu_is_bf16_only_where_the_processor_computes_it(monkeypatc
 
 def test_detection_reads_the_cpu_capabilities_torch_ships(monkeypatch):
     monkeypatch.delenv("FERLAB_CPU_BF16", raising=False)
-    caps = torch.cpu.get_capabilities()
+    caps = precision.cpu_capabilities()
+    if hasattr(torch.cpu, "get_capabilities"):
+        assert caps == torch.cpu.get_capabilities()
     assert precision.cpu_native_bf16() == bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+
+
+def test_before_torch_2_5_the_capabilities_come_from_cpuinfo_flags(tmp_path, monkeypatch):
+    """The fallback reads the kernel's flags under torch's keys; on this CPU it agrees with torch's own
+    reading where torch has one."""
+    real = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else None
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n\nprocessor\t: 1\n")
+    assert precision.cpu_capabilities(info) == {"avx2": True, "avx512_f": True, "avx512_bf16": True}
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert precision.cpu_capabilities(info) == {"avx2": True}
+    assert precision.cpu_capabilities(tmp_path / "missing") == {}
+    if real is not None and Path("/proc/cpuinfo").is_file():
+        mine = precision.cpu_capabilities()
+        assert {k: bool(real.get(k)) for k in precision._CPUINFO_KEYS.values()} == \
+            {k: bool(mine.get(k)) for k in precision._CPUINFO_KEYS.values()}
+
+
+def test_a_no_grad_pass_leaves_the_weights_their_gradients_under_autocast():
+    """A method's no-grad pass (LDLVA's neighbours) before the training pass, in one autocast region: every
+    weight still gets its gradient, on torch versions whose weight-cast cache would drop it too."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = torch.randn(5, 4)
+    with precision.autocast("cpu", torch.bfloat16):
+        with torch.no_grad():
+            net(x)
+        loss = net(x).float().square().mean()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+    got = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):      # the training pass alone
+        net(x).float().square().mean().backward()
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), got))
 
 
 def test_fp16_on_the_cpu_is_a_one_line_config_error():

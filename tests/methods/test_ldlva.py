@@ -1,7 +1,6 @@
 """LDLVA: the lambda_hat step against autograd inside a training step, the official optimizer and
 SimNet batch norm by default, torch's as options; the training step (neighbour pass chunked on frozen-norm
 backbones, augmentation on uint8) against the step with the neighbour pass written out as the spec has it."""
-import contextlib
 import copy
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ferlab.data.synthetic import synthetic
+from ferlab.engine import precision
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.optim import KerasAdam, build_optimizer
 from ferlab.losses.adaptive_ldl import (
@@ -148,7 +148,7 @@ def test_training_step_is_the_official_one_number_for_number(backbone, amp):
     runs = []
     for step in (lambda: m.training_step(batch), lambda: reference_step(ref, batch, ds, pad)):
         torch.manual_seed(1)
-        with torch.autocast("cpu", dtype=amp) if amp else contextlib.nullcontext():
+        with precision.autocast("cpu", amp):         # the trainer's autocast (None: float32)
             out = step()
         out["loss"].backward()
         runs.append((out, torch.rand(4)))
