@@ -155,3 +155,24 @@ def test_torchrun_on_a_timm_backbone(tmp_path, method, args):
     assert np.isfinite(row["loss"]) and row.get("skipped_batches", 0) == 0
     single = evaluate_checkpoint(run / "checkpoints" / "last.pt", "test", device="cpu", progress=False)
     assert single["n"] == 32 and single["acc"] == row["test_acc"]
+
+
+@pytest.mark.parametrize("backbone,linear", [("timm:regnety_002", True), ("tv:efficientnet_b0", True),
+                                             ("timm:convnext_atto", False)])
+def test_classifier_cam_only_where_it_splits_the_logits_and_gradcam_everywhere(backbone, linear):
+    """Where the pooled features are the mean of the last map, a classifier CAM's spatial mean plus the bias is
+    the logit; ConvNeXt's head normalises the pooled features, so it offers no classifier CAM (Grad-CAM instead)."""
+    from ferlab.viz.cam import MethodCAM, classifier_cam
+    torch.manual_seed(0)
+    m = build_method("baseline", create_backbone(backbone, num_classes=7), 7, input_size=64).eval()
+    x, cls = torch.randn(2, 3, 64, 64), torch.tensor([0, 4])
+    head = m.cam_classifier()
+    assert (head is not None) == linear
+    if linear:
+        with torch.no_grad():
+            raw, logits = classifier_cam(m, x, cls), m.predict(x)
+        assert raw.shape == (2, 2, 2)
+        torch.testing.assert_close(raw.mean((1, 2)) + head[1][cls], logits[torch.arange(2), cls], rtol=1e-4, atol=1e-4)
+    with MethodCAM(m, "gradcam") as cam:
+        maps = cam(x, cls)
+    assert maps.shape == (2, 64, 64) and np.isfinite(maps).all()
