@@ -3,6 +3,7 @@ on synthetic faces from random init resume bit-exactly, under the trainer's defa
 channels_last where the CPU computes bf16) as on the built-in backbones; a ViT trains or is refused in one line
 per method; a timm run exports to a standalone file whose Predictor gives the run's own evaluation."""
 import json
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -15,12 +16,14 @@ from ferlab.engine.trainer import Trainer, fit, load_run_method
 from ferlab.methods import build_method
 from ferlab.models import create_backbone
 
-pytest.importorskip("timm")
+#: the timm networks' tests need the optional timm package (ferlab[timm]); the torchvision ones run without it
+needs_timm = pytest.mark.skipif(find_spec("timm") is None, reason="needs timm (pip install 'ferlab[timm]')")
 
 SIZE = 32
 BACKBONES = ["timm:convnext_atto", "timm:efficientnet_b0", "timm:regnety_002", "tv:resnet18", "timm:resnet50"]
 #: every method on every backbone; ConvNeXt-atto's runs take seconds, the others up to a minute or two (slow)
-CASES = [pytest.param(m, b, id=f"{m}-{b}", marks=() if b == "timm:convnext_atto" else pytest.mark.slow)
+CASES = [pytest.param(m, b, id=f"{m}-{b}", marks=[*([] if b == "timm:convnext_atto" else [pytest.mark.slow]),
+                                                  *([needs_timm] if b.startswith("timm:") else [])])
          for b in BACKBONES for m in METHODS]
 
 
@@ -65,6 +68,7 @@ def vit():
     return create_backbone("timm:vit_tiny_patch16_224", num_classes=7, img_size=SIZE)
 
 
+@needs_timm
 @pytest.mark.parametrize("method", METHODS)
 def test_vit_trains_on_its_token_grid_or_is_refused_in_one_line(method):
     torch.manual_seed(0)
@@ -95,6 +99,7 @@ def test_vit_trains_on_its_token_grid_or_is_refused_in_one_line(method):
         assert m.eval().predict(x).shape == (2, 7)
 
 
+@needs_timm
 def test_vit_trains_through_the_cli_and_refuses_dmue_with_one_line(tmp_path, capsys):
     common = ["--dataset", "synthetic", "--set", "dataset_args.n=16", "--set", f"dataset_args.image_size={SIZE}",
               "--backbone", "timm:vit_tiny_patch16_224", "--set", f"backbone_args.img_size={SIZE}",
@@ -107,6 +112,7 @@ def test_vit_trains_through_the_cli_and_refuses_dmue_with_one_line(tmp_path, cap
     assert len(err.splitlines()) == 1 and "DMUE cannot run on timm:vit_tiny_patch16_224" in err
 
 
+@needs_timm
 @pytest.mark.parametrize("method", ["baseline", "dmue"])
 def test_export_and_predictor_give_the_runs_evaluation(tmp_path, method):
     """A timm-backbone run in float32: the exported file rebuilds the network from its name alone (nothing
@@ -128,6 +134,7 @@ def test_export_and_predictor_give_the_runs_evaluation(tmp_path, method):
     assert len(ds) == 16 and (probs.argmax(1) == ds.labels).mean() == summary["protocol"]["last"]
 
 
+@needs_timm
 @pytest.mark.ddp
 @pytest.mark.slow
 @pytest.mark.parametrize("method,args", [("eac", ["--config", "recipes/eac/ferplus.yaml", "--preset", "cpu"]),
@@ -157,8 +164,9 @@ def test_torchrun_on_a_timm_backbone(tmp_path, method, args):
     assert single["n"] == 32 and single["acc"] == row["test_acc"]
 
 
-@pytest.mark.parametrize("backbone,linear", [("timm:regnety_002", True), ("tv:efficientnet_b0", True),
-                                             ("timm:convnext_atto", False)])
+@pytest.mark.parametrize("backbone,linear", [pytest.param("timm:regnety_002", True, marks=needs_timm),
+                                             ("tv:efficientnet_b0", True),
+                                             pytest.param("timm:convnext_atto", False, marks=needs_timm)])
 def test_classifier_cam_only_where_it_splits_the_logits_and_gradcam_everywhere(backbone, linear):
     """Where the pooled features are the mean of the last map, a classifier CAM's spatial mean plus the bias is
     the logit; ConvNeXt's head normalises the pooled features, so it offers no classifier CAM (Grad-CAM instead)."""
