@@ -608,6 +608,36 @@ def notebooks_block() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- layers
+BACKBONE_SPEED_START, BACKBONE_SPEED_END = "<!-- backbone-speed:start -->", "<!-- backbone-speed:end -->"
+LIBRARY_BACKBONES = [("tv:resnet18", {}), ("timm:resnet50", {}), ("timm:convnext_tiny", {}),
+                     ("timm:efficientnet_b0", {}), ("timm:regnety_016", {}),
+                     ("timm:vit_small_patch16_224", {"img_size": 112})]
+
+
+def backbone_speed_block() -> str:
+    """docs/backbones.md's table: the baseline's step on each library backbone family at 112 px, float32 and the
+    defaults, from ``throughput-cpu-<backbone>.json`` (a row not yet measured says so)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from throughput import backbone_suffix
+    rows, sources = [], []
+    for name, args in LIBRARY_BACKBONES:
+        label = f"`{name}`" + "".join(f" (`{k}={v}`)" for k, v in args.items())
+        path = RESULTS / f"throughput-cpu{backbone_suffix(name, args)}.json"
+        if not path.is_file():
+            rows.append([label, "not yet measured", "", "", ""])
+            continue
+        d = json.loads(path.read_text(encoding="utf-8"))
+        by_prec = {r["precision"]: r for r in d["results"] if r["method"] == "baseline" and r["input_size"] == 112}
+        fp32, auto = by_prec.get("fp32"), by_prec.get("auto")
+        prec = f"{auto['amp'] or 'float32'}" + (", channels_last" if auto and auto.get("channels_last") else "") \
+            if auto else ""
+        rows.append([label, f"{fp32['images_per_s']:.0f}" if fp32 else "",
+                     f"{auto['images_per_s']:.0f} ({prec})" if auto else "",
+                     f"`{path.name}`", hardware(d["machine"], d.get("versions"))])
+        sources.append(path.name)
+    return md_table(["backbone", "float32 images/s", "default precision images/s", "JSON", "hardware"], rows)
+
+
 LAYERS_START, LAYERS_END = "<!-- layers:start -->", "<!-- layers:end -->"
 
 
@@ -665,6 +695,10 @@ def generated() -> dict[Path, str]:
     if NOTEBOOKS_START in readme and NOTEBOOKS_END in readme:
         readme = replace_block(readme, NOTEBOOKS_START, NOTEBOOKS_END, notebooks_block())
     pages[README] = readme
+    backbones = DOCS / "backbones.md"
+    text = backbones.read_text(encoding="utf-8")
+    if BACKBONE_SPEED_START in text and BACKBONE_SPEED_END in text:
+        pages[backbones] = replace_block(text, BACKBONE_SPEED_START, BACKBONE_SPEED_END, backbone_speed_block())
     architecture = DOCS / "architecture.md"
     text = architecture.read_text(encoding="utf-8")
     if LAYERS_START in text and LAYERS_END in text:
