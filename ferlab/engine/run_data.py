@@ -10,16 +10,22 @@ import numpy as np
 from ..data import build_dataset
 from ..data.folds import split_for
 from ..data.holdout import holdout_split
+from ..data.landmarks import attach_landmarks
 from ..data.noise import apply_noise
 from ..data.registry import SPLITS, dataset_has_split
 from .config import TrainConfig
 
 
 def _train_rows(cfg: TrainConfig):
-    """The training split as a run reads it before any hold-out: ``limit_train`` applied."""
-    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **cfg.dataset_args)
+    """The training split as a run reads it before any hold-out: ``limit_train`` applied, then the
+    ``landmarks`` file attached (it needs to hold only the images the run reads)."""
+    args = dict(cfg.dataset_args)
+    landmarks = args.pop("landmarks", None)
+    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, **args)
     if cfg.limit_train:
         ds = ds.subset(np.arange(min(cfg.limit_train, len(ds))))
+    if landmarks:
+        attach_landmarks(ds, landmarks)
     return ds
 
 
