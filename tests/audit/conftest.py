@@ -31,7 +31,8 @@ def write_colour_faces(root: Path, n: int = N, size: int = 32, seed: int = 0) ->
 
 def planted_config(root: Path, out_dir: Path, name: str, method: str = "baseline", noise_seed: int = 0) -> TrainConfig:
     return TrainConfig(name=name, out_dir=str(out_dir), method=method, dataset="folder", data_root=str(root),
-                       dataset_args={"image_size": 32}, backbone="resnet10", input_size=32, epochs=2, lr=1e-3,
+                       dataset_args={"image_size": 32}, backbone="resnet10", backbone_args={"widths": [8, 16, 32, 64]},
+                       input_size=32, epochs=2, lr=1e-3,
                        batch_size=16, noise="symmetric", noise_rate=0.3, noise_seed=noise_seed, seed=0,
                        val_split=None, test_split=None, progress=False)
 

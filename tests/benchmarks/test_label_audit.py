@@ -20,6 +20,7 @@ spec.loader.exec_module(label_audit)
 def tiny(out: Path, method: str) -> TrainConfig:
     return TrainConfig(name=f"{method}-sym30-s0", out_dir=str(out), method=method, dataset="synthetic",
                        dataset_args={"n": 64, "image_size": 32}, eval_dataset_args={"n": 16}, backbone="resnet10",
+                       backbone_args={"widths": [8, 16, 32, 64]},
                        input_size=32, epochs=1, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3,
                        progress=False)
 

@@ -15,6 +15,7 @@ run_grid = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run_grid)
 
 TINY = ["--set", "dataset=synthetic", "--set", "dataset_args={n: 64, image_size: 32}", "--set", "backbone=resnet10",
+        "--set", "backbone_args={widths: [8, 16, 32, 64]}",
         "--set", "input_size=32", "--set", "epochs=2", "--set", "batch_size=16", "--set", "limit_train=null",
         "--set", "limit_eval=32", "--set", "train_fit_every=0"]
 
@@ -47,6 +48,7 @@ def test_skips_finished_and_resumes_interrupted(tmp_path, capsys):
 
     # an interrupted run: one epoch done, checkpoint on disk, no summary
     overrides = {"dataset": "synthetic", "dataset_args": {"n": 64, "image_size": 32}, "backbone": "resnet10",
+                 "backbone_args": {"widths": [8, 16, 32, 64]},
                  "input_size": 32, "epochs": 2, "batch_size": 16, "limit_train": None, "limit_eval": 32,
                  "train_fit_every": 0, "device": "cpu", "progress": False}
     cfg = run_grid.run_config("baseline", "sym30", "cpu", 0, str(part), overrides=overrides)

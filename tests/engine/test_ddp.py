@@ -25,7 +25,7 @@ def test_torchrun_two_processes(tmp_path):
            "-m", "ferlab.cli", "train", "--dataset", "synthetic", "--backbone", "resnet10", "--input-size", "32",
            "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001", "--device", "cpu",
            "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path), "--name", "ddp",
-           "--set", "dataset_args.n=203", "--no-progress"]
+           "--set", "dataset_args.n=203", "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -55,7 +55,8 @@ def test_torchrun_methods(tmp_path, method, args):
            "--input-size", "32", "--image-size", "32", "--epochs", "1", "--batch-size", "32", "--lr", "0.001",
            "--device", "cpu", "--noise", "symmetric", "--noise-rate", "0.3", "--out-dir", str(tmp_path),
            "--name", "ddp",
-           "--set", "dataset_args.n=128", "--set", "val_split=null", "--limit-eval", "64", "--no-progress", *args]
+           "--set", "dataset_args.n=128", "--set", "val_split=null", "--set", "backbone_args.widths=[8, 16, 32, 64]",
+           "--limit-eval", "64", "--no-progress", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -42,7 +42,7 @@ def _train(tmp_path, name, *extra):
                  "--set", "dataset_args.image_size=32", "--backbone", "resnet10", "--input-size", "32",
                  "--epochs", "2", "--batch-size", "16", "--lr", "0.001", "--checkpoint-every", "1",
                  "--set", "val_split=null", "--limit-eval", "16", "--out-dir", str(tmp_path), "--name", name,
-                 "--no-progress", *extra])
+                 "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress", *extra])
 
 
 def _state(path):

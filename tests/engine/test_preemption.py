@@ -31,6 +31,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1",
 def cfg(tmp_path, name, **kw):
     """96 synthetic training images in batches of 16: 6 steps an epoch."""
     base = {"name": name, "out_dir": str(tmp_path), "method": "_test_signal", "backbone": "resnet10",
+            "backbone_args": {"widths": [8, 16, 32, 64]},
             "dataset_args": {"n": 96, "image_size": 32}, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 1e-3,
             "noise": "symmetric", "noise_rate": 0.3, "progress": False, "augment": {"flip": 0.5, "erasing": 0.5},
             "val_split": None, "limit_eval": 16}
@@ -166,7 +167,7 @@ def _start(args, env, **kw):
 TRAIN = ["train", "--dataset", "synthetic", "--set", "dataset_args.n=96", "--image-size", "32", "--backbone",
          "resnet10", "--input-size", "32", "--epochs", "2", "--batch-size", "16", "--lr", "0.001", "--device", "cpu",
          "--noise", "symmetric", "--noise-rate", "0.3", "--set", "val_split=null", "--limit-eval", "16",
-         "--set", "method=_test_signal", "--no-progress"]
+         "--set", "method=_test_signal", "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress"]
 
 
 def test_cli_prints_one_line_and_exits_143(tmp_path):
@@ -278,7 +279,7 @@ def free_port() -> int:
 DDP = ["train", "--dataset", "synthetic", "--set", "dataset_args.n=128", "--image-size", "32", "--backbone",
        "resnet10", "--input-size", "32", "--epochs", "2", "--batch-size", "32", "--lr", "0.001", "--device", "cpu",
        "--noise", "symmetric", "--noise-rate", "0.3", "--set", "val_split=null", "--limit-eval", "32",
-       "--set", "method=_test_signal", "--no-progress"]
+       "--set", "method=_test_signal", "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress"]
 
 
 def torchrun(args, env, *options) -> subprocess.Popen:

@@ -31,7 +31,7 @@ def _train_args(out, name, epochs, lr):
     return ["train", "--dataset", "synthetic", "--set", "dataset_args.n=96", "--set", "dataset_args.image_size=32",
             "--backbone", "resnet10", "--input-size", "32", "--epochs", str(epochs), "--batch-size", "16",
             "--lr", str(lr), "--checkpoint-every", "1", "--limit-eval", "16", "--out-dir", str(out), "--name", name,
-            "--no-progress"]
+            "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress"]
 
 
 def _dead_pid() -> int:

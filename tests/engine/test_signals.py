@@ -11,7 +11,8 @@ from ferlab.engine.trainer import fit, load_run_method
 
 def test_run_signals_label_loss_method_signal_flipped_mask_and_cache(tmp_path):
     cfg = TrainConfig(name="rul", out_dir=str(tmp_path), method="rul", dataset="synthetic",
-                      dataset_args={"n": 64, "image_size": 32}, backbone="resnet10", input_size=32, epochs=1,
+                      dataset_args={"n": 64, "image_size": 32}, backbone="resnet10",
+                      backbone_args={"widths": [8, 16, 32, 64]}, input_size=32, epochs=1,
                       batch_size=16, noise="symmetric", noise_rate=0.3, progress=False, limit_eval=32)
     fit(cfg)
     run = tmp_path / "rul"

@@ -33,6 +33,7 @@ import sys
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.trainer import fit
 cfg = TrainConfig(name=sys.argv[2], out_dir=sys.argv[1], dataset_args={"n": 160, "image_size": 32}, backbone="resnet10",
+                  backbone_args={"widths": [8, 16, 32, 64]},
                   input_size=32, epochs=3, batch_size=16, lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False,
                   augment={"flip": 0.5, "erasing": 0.5, "crop": "random", "crop_padding": 2}, checkpoint_every=3,
                   val_split=None, limit_eval=32)

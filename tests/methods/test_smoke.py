@@ -14,7 +14,8 @@ SAMPLER = {"dmue": "stratified"}
 
 def cfg(tmp_path, method, **kw):
     base = dict(out_dir=str(tmp_path), method=method, method_args=METHOD_ARGS[method],
-                dataset_args={"n": 96, "image_size": 32}, backbone="resnet10", input_size=32, epochs=2, batch_size=16,
+                dataset_args={"n": 96, "image_size": 32}, backbone="resnet10",
+                backbone_args={"widths": [8, 16, 32, 64]}, input_size=32, epochs=2, batch_size=16,
                 lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False, limit_eval=48, sampler=SAMPLER.get(method))
     base.update(kw)
     return TrainConfig(**base)
