@@ -35,10 +35,11 @@ def cmd_crop(args) -> int:
     from ..data.face_crops import REPORT, crop_folder
     from ..data.faces import CROP_FRAMING
     from ..errors import ConfigError, UserError
-    from .faces import chosen_framing
+    from .faces import check_models, chosen_framing
     if (args.size is not None and args.size < 8) or args.jobs < 1 or args.detect_size < 0:
         raise ConfigError("--size must be >= 8, --jobs >= 1 and --detect-size >= 0")
     framing = chosen_framing(args, CROP_FRAMING).with_(size=args.size)
+    check_models(args.detector)
 
     def name_unreadable(rows):
         for r in rows:

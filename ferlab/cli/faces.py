@@ -37,6 +37,16 @@ def add_face_flags(p, framing_default: str, framing_help: str) -> None:
                    help="what transparent pixels (RGBA / LA / palette PNGs) are composited over")
 
 
+def check_models(detector: str) -> None:
+    """dlib and the model files ``detector`` needs are installed, else a one-line error naming the install."""
+    from ..data.faces import check_face_models
+    from ..errors import UserError
+    try:
+        check_face_models(detector)
+    except ImportError as e:
+        raise UserError(str(e)) from None
+
+
 def face_flags_given(args, framing_default: str) -> bool:
     """Whether any of :func:`add_face_flags`' options differs from its default."""
     return (args.detector, args.detect_size, args.framing, args.padding, args.shift, args.colour, args.background) \
@@ -69,6 +79,7 @@ def predict_photos(args, predictor, paths: list[Path]) -> int:
     from ..data.errors import DatasetError
     from ..data.photos import read_photo
     from ..errors import UserError
+    check_models(args.detector)
     framing = chosen_framing(args, predictor.framing)
     if predictor.framing_note and framing is predictor.framing:
         print(f"note: {predictor.framing_note}", file=sys.stderr)

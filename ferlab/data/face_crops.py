@@ -14,13 +14,14 @@ each photo (``all_faces``: every face, ``<stem>_face<k>.png``, largest first) wi
 
 Resumable: a photo whose crops exist (or that an earlier report lists without a face) is not
 detected again; a ``dst`` cut with other options is refused. Photos are processed by ``jobs``
-worker processes (dlib's detectors hold the GIL).
+worker processes (dlib's detectors hold the GIL), spawned fresh (each imports ferlab and loads the models once).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +183,9 @@ def crop_folder(src: str | Path, dst: str | Path, framing: Framing, detector: st
             results[rel] = rows
             summary.skipped.append(rel.as_posix())
     bar = progress_bar(total=len(todo), desc="cropping", unit="photo", disable=not progress)
-    pool = ProcessPoolExecutor(jobs) if jobs > 1 and len(todo) > 1 else None
+    # spawned, not forked: a fork of a process whose other threads hold locks (torch's, a notebook's) can hang
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) \
+        if jobs > 1 and len(todo) > 1 else None
     try:
         for task, rows in zip(todo, pool.map(crop_photo, todo) if pool else map(crop_photo, todo)):
             results[task[2]] = rows

