@@ -17,7 +17,7 @@ LAYERS = {
     "engine": 4,
     "viz": 5, "audit": 5,
     "predictor": 6, "demo": 6,
-    "figures": 7, "api": 7,
+    "figures": 7, "api": 7, "teaching": 7,
     # ferlab/__init__: the version and the Python entry point's names (ferlab.train, ...), imported on first use
     "ferlab": 8, "cli": 8,
 }

@@ -49,3 +49,31 @@ def test_runs_in_smoke_mode(path, tmp_path, device):
         hooks = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(hooks)
         hooks.save_executed(nb, path)
+
+
+METHOD_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem[:2] in ("03", "04", "05", "06", "07")]
+
+
+@pytest.fixture(scope="module")
+def default_runs(tmp_path_factory):
+    """One runs folder for the method notebooks at their defaults: run in order, they share the baseline."""
+    return tmp_path_factory.mktemp("notebook-defaults")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", METHOD_NOTEBOOKS, ids=lambda p: p.stem)
+def test_method_notebook_at_its_defaults_holds_what_it_claims(path, default_runs):
+    """03-07 with their default parameters (benchmarks/notebook_times.py runs them the same way): each writes
+    the claims its text makes -- e.g. the method memorises fewer flipped labels than the baseline, is not
+    below it on clean test labels, its noise signal separates flipped from intact labels -- with whether each
+    held in its run; all must hold."""
+    spec = importlib.util.spec_from_file_location("notebook_times", DOCS_HOOKS.parents[1] / "benchmarks" /
+                                                  "notebook_times.py")
+    times = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(times)
+    _, wall, error = times.execute(path, default_runs)
+    assert error is None, f"{path.name}: {error}"
+    result = times.notebook_results(default_runs / "runs", path.stem)
+    assert result and result["claims"], f"{path.name} wrote no claims into its runs folder"
+    failed = [claim for claim, held in result["claims"].items() if not held]
+    assert not failed, f"{path.name} ({result['setting']}, {wall:.0f} s): not true in this run: {failed}"

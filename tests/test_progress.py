@@ -32,7 +32,8 @@ def test_a_plain_process_gets_the_text_bar():
 
 def run_in_kernel(tmp_path, widgets: bool):
     from nbclient import NotebookClient
-    setup = f"OUT = {str(tmp_path / 'runs')!r}\n" + ("" if widgets else "import sys\nsys.modules['ipywidgets'] = None\n")
+    hide = "" if widgets else "import sys\nsys.modules['ipywidgets'] = None\n"      # as if not installed
+    setup = f"OUT = {str(tmp_path / 'runs')!r}\n{hide}"
     cells = [setup, "from ferlab.progress import bar_kind\nprint(bar_kind())", TRAIN]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
