@@ -14,7 +14,8 @@ from ferlab.engine.config import TrainConfig
 from ferlab.errors import CheckpointError, ConfigError
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-TINY = dict(dataset_args={"n": 64, "image_size": 32}, backbone="resnet10", input_size=32, epochs=2, batch_size=16,
+TINY = dict(dataset_args={"n": 64, "image_size": 32}, backbone="resnet10", backbone_args={"widths": [8, 16, 32, 64]},
+            input_size=32, epochs=2, batch_size=16,
             lr=1e-3, noise="symmetric", noise_rate=0.3, progress=False, device="cpu", amp="off", limit_eval=32)
 
 

@@ -1,11 +1,14 @@
 """`ferlab figures` rebuilds a figure from a fixture run directory and names missing runs."""
 import json
 
+import pytest
+
 from ferlab.cli import main
 from ferlab.engine.config import TrainConfig
 from ferlab.engine.trainer import fit
 
 
+@pytest.mark.slow
 def test_figures_from_fixture_runs(tmp_path, capsys):
     runs = tmp_path / "grid"
     for method in ("baseline", "eac"):
@@ -25,6 +28,7 @@ def test_figures_from_fixture_runs(tmp_path, capsys):
     assert not (out / "grid-curves-sym30.png").exists()
 
 
+@pytest.mark.slow
 def test_accuracy_vs_noise_uses_optional_runs_when_they_exist(tmp_path):
     from ferlab.figures import build_figures
     runs = tmp_path / "grid"

@@ -74,6 +74,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_readme_own_data_commands_end_to_end(workdir, capsys):
     cmds = readme_commands()
     assert [c.split()[1] for c in cmds] == ["datasets", "noise", "train", "train", "eval", "eval", "export", "predict",
@@ -143,6 +144,7 @@ def test_readme_own_data_commands_end_to_end(workdir, capsys):
         assert all(Path(f).stat().st_size > 0 for f in entry["files"])
 
 
+@pytest.mark.slow
 def test_folder_without_val_trains_without_validation(workdir, capsys):
     argv = ["train", "--method", "baseline", "--dataset", "folder", "--data-root", "faces", "--name", "noval",
             *TINY[:-5], "--epochs", "1", "--batch-size", "8", "--no-progress"]

@@ -36,6 +36,7 @@ def run(tmp_path_factory):
     shutil.rmtree(root, ignore_errors=True)             # module-scoped: free the disk before the session ends
 
 
+@pytest.mark.slow
 def test_every_input_type_gives_the_same_probabilities(run):
     p = Predictor.load(run / "runs" / "r")
     assert p.classes == ("a-class", "b-class", "c-class") and p.image_size == 32 and p.input_size == 24
@@ -56,6 +57,7 @@ def test_every_input_type_gives_the_same_probabilities(run):
     assert out.to_dicts()[0]["probs"] == pytest.approx(dict(zip(p.classes, ref[0].tolist())))
 
 
+@pytest.mark.slow
 def test_predictions_equal_the_training_pipeline_and_the_export(run, tmp_path):
     """File in -> the logits evaluation computes from the dataset cache; export -> the same."""
     ck = run / "runs" / "r" / "checkpoints" / "last.pt"

@@ -67,6 +67,7 @@ def reference_box(path) -> tuple:
     return (r.left(), r.top(), r.right() + 1, r.bottom() + 1)
 
 
+@pytest.mark.slow
 def test_predict_faces_cuts_classifies_and_notes_the_unknown_framing(run, photos):
     p = Predictor.load(run, amp="off")
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -106,6 +107,7 @@ def test_an_older_run_without_a_recorded_framing_predicts_with_a_note(run, photo
     assert Predictor.load(tmp_path / "m.pt").framing == Predictor.load(run).framing
 
 
+@pytest.mark.slow
 def test_predict_detect_cli_on_every_version_of_a_photo(run, photos, tmp_path, capsys):
     inputs = sorted(photos.iterdir())
     out, ann = tmp_path / "faces.csv", tmp_path / "annotated"

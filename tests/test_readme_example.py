@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ferlab import classes as C
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -20,6 +22,7 @@ def readme_example() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow
 def test_the_readme_python_example_trains_evaluates_and_predicts(tmp_path):
     code = readme_example()
     assert len(code.strip().splitlines()) <= 15

@@ -35,6 +35,7 @@ def assert_variant_passed(row: dict, variant: str) -> None:
     assert row["resolved"]["amp"] == row["config"]["amp"] and row["resolved"]["channels_last"] == "on"
 
 
+@pytest.mark.slow
 def test_dry_check_runs_every_variant_and_writes_the_json(tmp_path, capsys):
     """Two methods, every variant: bf16 with the resume check, fp16 skipped on the CPU, float32
     channels_last, cache gpu (the RAM cache on the CPU), torchrun --nproc_per_node=1."""
@@ -81,6 +82,7 @@ def test_dry_check_runs_every_variant_and_writes_the_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method", ["baseline", "eac", "rul", "dmue", "lanet", "ldlva"])
+@pytest.mark.slow
 def test_dry_check_of_each_method(tmp_path, method):
     """Every method in the single-process variants: bf16 autocast + channels_last (with the resume
     check), float32 channels_last and cache gpu."""
@@ -96,6 +98,7 @@ def test_dry_check_of_each_method(tmp_path, method):
     assert variants["bf16"]["resume"]["bit_exact"] is True
 
 
+@pytest.mark.slow
 def test_a_failed_check_exits_1_with_one_line(tmp_path, capsys):
     """A first-step tolerance of 0: the bf16 step differs from the float32 one, so that check fails
     (and only that one), with one line naming the method, variant, check and numbers."""

@@ -31,6 +31,7 @@ def scores(results: Path) -> list[tuple]:
              e["machine"], e["train_time_s"]) for e in res["approaches"]]
 
 
+@pytest.mark.slow
 def test_scores_from_the_archive_equal_those_from_the_runs(tmp_path):
     runs, archive = tmp_path / "runs", tmp_path / "archive"
     for method in ("baseline", "rul"):

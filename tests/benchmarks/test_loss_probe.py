@@ -3,12 +3,15 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("loss_probe", ROOT / "benchmarks" / "loss_probe.py")
 loss_probe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(loss_probe)
 
 
+@pytest.mark.slow
 def test_probe_reports_dmue_terms_per_window(tmp_path, capsys):
     out = tmp_path / "probe.json"
     code = loss_probe.main(["--config", str(ROOT / "recipes" / "dmue" / "ferplus.yaml"), "--preset", "cpu",

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -24,6 +25,7 @@ def _row(method, setting, seed=0, last=0.5):
             "curve": curve, "train_time_s": 600.0}
 
 
+@pytest.mark.slow
 def test_figures_from_the_json_name_the_runs_they_show(tmp_path, capsys):
     runs = [_row(m, s) for m in ("baseline", "eac", "dmue", "dmue:scratch") for s in ("clean", "sym30", "fer2013")]
     runs.append(_row("baseline", "sym30", seed=1, last=0.9))            # another seed: not in the seed-0 curves

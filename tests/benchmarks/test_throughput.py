@@ -17,6 +17,7 @@ def load(name):
     return module
 
 
+@pytest.mark.slow
 def test_bench_counts_the_step_and_writes_a_table():
     throughput = load("throughput")
     r = throughput.bench("eac", "resnet10", 32, 8, steps=2, warmup=1, device=torch.device("cpu"), precision="fp32")

@@ -484,6 +484,7 @@ def test_debug_shows_the_traceback(d, capsys):
         main(["eval", str(d / "empty.pt"), "--debug"])
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_one_line_and_exits_2(d):
     """The real entry point, in a fresh process, for a config and a checkpoint error."""
     for argv, needle in ((["train", "--config", str(d / "syntax.yaml")], f"{d}/syntax.yaml:3"),

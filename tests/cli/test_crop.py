@@ -36,6 +36,7 @@ def tree(tmp_path):
     return src
 
 
+@pytest.mark.slow
 def test_crop_a_class_folder_tree_then_train_and_predict_on_it(tree, tmp_path, capsys, monkeypatch):
     dst = tmp_path / "faces"
     assert main(["crop", str(tree), "--out", str(dst), "--jobs", "2", "--no-progress"]) == 0

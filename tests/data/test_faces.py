@@ -44,6 +44,7 @@ def reference_box(rgb: np.ndarray) -> tuple:
     return (r.left(), r.top(), r.right() + 1, r.bottom() + 1)
 
 
+@pytest.mark.slow
 def test_the_face_of_a_portrait_is_found(hopper):
     faces = detect_faces(hopper)
     assert len(faces) == 1
@@ -59,6 +60,7 @@ def test_the_face_of_a_portrait_is_found(hopper):
     assert len(hog) == 1 and box_iou(hog[0].box, f.box) >= 0.5
 
 
+@pytest.mark.slow
 def test_a_shrunk_detection_maps_back_to_the_photos_pixels():
     """detect_size halves a 400 px photo: the boxes are those found on the 200 px photo, doubled, and
     overlap what the detector finds on the full photo."""
@@ -75,6 +77,7 @@ def test_no_face_in_photos_without_one(name):
     assert detect_faces(small(name)) == []
 
 
+@pytest.mark.slow
 def test_largest_face_first(hopper):
     """The photo beside a copy of itself at 0.8 of its size: two faces, the full-size one first."""
     h, w = hopper.shape[:2]

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.realdata
 
 
 @pytest.mark.parametrize("split,count", [("train", 28558), ("val", 3579), ("test", 3573)])
+@pytest.mark.slow
 def test_split_sizes(ferplus_root, split, count):
     ds = build_dataset("ferplus", ferplus_root, split, drop_unlabeled=False)
     assert len(ds) == count
@@ -60,6 +61,7 @@ def test_votes_mode_soft_labels(ferplus_root):
     assert (ds.soft_labels.argmax(1) == ds.labels).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_test_images_duplicated_in_training_are_removed(ferplus_root):
     from ferlab.data.ferplus import pixel_hashes, train_pixel_hashes
     full = ferplus(ferplus_root, "test")

@@ -89,6 +89,7 @@ def test_landmark_train_transform_shapes():
     assert out.shape == (3, 3, 24, 24) and p.shape == (3, 68, 2) and out.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_detection_finds_or_falls_back_on_every_image():
     pytest.importorskip("dlib")
     from ferlab.data.landmarks import detect_landmarks
@@ -101,6 +102,7 @@ def test_detection_finds_or_falls_back_on_every_image():
     assert np.isfinite(out["points"]).all()
 
 
+@pytest.mark.slow
 def test_cli_landmarks_of_a_folder_whose_classes_reuse_file_names(tmp_path):
     """``ferlab landmarks`` names images as the dataset does (``<class>/<file>`` for a folder), so two
     class folders holding ``000.png`` each get their own points back."""

@@ -56,6 +56,7 @@ def test_official_csv_knn_column_round_trips_and_bad_rows_name_the_line(tmp_path
         load_neighbors(tmp_path / "self.csv")
 
 
+@pytest.mark.slow
 def test_cli_builds_feature_neighbours_from_a_run_and_ldlva_trains_on_them(tmp_path, capsys):
     """`ferlab neighbors --space features --checkpoint RUN` -> a file an LDLVA run reads."""
     import torch

@@ -276,6 +276,7 @@ def round_trip(ferplus_root, tmp_path_factory):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_development_data_round_trips_exactly(round_trip, capsys):
     rt = round_trip
     statuses = {rt["table"][i]["status"] for i in rt["rows"]}

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from ferlab.data.synthetic import render_faces, synthetic
 
@@ -29,6 +30,7 @@ def test_expression_moves_landmarks():
     assert mouth_open[lab == 2].mean() > 2 * mouth_open[lab == 0].mean()
 
 
+@pytest.mark.slow
 def test_valence_follows_class():
     d = render_faces(700, seed=1)
     v = d["va"][:, 0]

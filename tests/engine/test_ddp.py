@@ -20,6 +20,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "ferlab.cli", "train", "--dataset", "synthetic", "--backbone", "resnet10", "--input-size", "32",
@@ -43,6 +44,7 @@ def test_torchrun_two_processes(tmp_path):
                                                               "--set", "method_args.relabel_margin=0.0"]),
                                          ("dmue", ["--sampler", "stratified"]), ("ldlva", []),
                                          ("lanet", ["--set", "method_args.queue_size=64"])])
+@pytest.mark.slow
 def test_torchrun_methods(tmp_path, method, args):
     """EAC's two passes and RUL's relabelling under 2-process DDP; relabels made on either rank
     reach the (rank-0) checkpoint."""

@@ -3,6 +3,7 @@ resumes it (epochs and steps counted from 1, as the logs count them); nothing no
 and that checkpoint, resumed, ends exactly where an undisturbed run ends."""
 import json
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -49,6 +50,7 @@ def _state(path):
     return torch.load(path, weights_only=True)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_checkpoint_that_resumes_to_the_uninterrupted_end(tmp_path, capsys):
     assert _train(tmp_path, "clean") == 0
     capsys.readouterr()

@@ -113,6 +113,7 @@ def test_a_signal_during_the_evaluation_stops_after_the_epoch_checkpoint(tmp_pat
     assert_same_state(full, load(ck))
 
 
+@pytest.mark.slow
 def test_a_signal_at_the_last_step_of_an_epoch_resumes_bit_exact(tmp_path, monkeypatch, full):
     monkeypatch.setenv("FERLAB_TEST_AT", "6:TERM")
     with pytest.raises(TrainingStopped, match="at epoch 1 step 6 of 6;"):
@@ -170,6 +171,7 @@ TRAIN = ["train", "--dataset", "synthetic", "--set", "dataset_args.n=96", "--ima
          "--set", "method=_test_signal", "--set", "backbone_args.widths=[8, 16, 32, 64]", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_and_exits_143(tmp_path):
     env = {**ENV, "FERLAB_TEST_AT": "3:TERM", "FERLAB_TEST_DIR": str(tmp_path)}
     proc = _start([*TRAIN, "--out-dir", tmp_path, "--name", "r"], env)
@@ -182,6 +184,7 @@ def test_cli_prints_one_line_and_exits_143(tmp_path):
     assert load(ck)["step_in_epoch"] == 3
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once(tmp_path):
     """While the stop's checkpoint is being written (made slow here), another SIGTERM ends the
     process by the signal, as without ferlab's handler."""
@@ -309,6 +312,7 @@ def ddp_full(tmp_path_factory):
 
 @pytest.mark.ddp
 @pytest.mark.parametrize("target", ["rank1", "agent", "agent-usr1"])
+@pytest.mark.slow
 def test_torchrun_signal_stops_every_rank_at_the_same_step(tmp_path, ddp_full, target):
     """Rank 0 waits at its 6th step (epoch 2, step 2) while the test sends SIGTERM to rank 1 or to
     torchrun's agent (which forwards it to both), or SIGUSR1 to an agent told to forward it (as SLURM's
@@ -341,6 +345,7 @@ def test_torchrun_signal_stops_every_rank_at_the_same_step(tmp_path, ddp_full, t
 
 
 @pytest.mark.ddp
+@pytest.mark.slow
 def test_torchrun_rank_sigkilled_the_job_ends_fast_and_resume_finishes(tmp_path, ddp_full):
     """SIGKILL (no handler can run) of rank 1 while rank 0 waits at a step: rank 0 and torchrun exit
     within seconds, and torchrun --resume finishes the run from the last checkpoint."""
@@ -364,6 +369,7 @@ def test_torchrun_rank_sigkilled_the_job_ends_fast_and_resume_finishes(tmp_path,
 
 
 @pytest.mark.ddp
+@pytest.mark.slow
 def test_torchrun_a_checkpoint_that_cannot_be_written_stops_every_rank(tmp_path):
     """Rank 0's save fails (no space left): both ranks stop with exit status 2 and one line, not a
     rank waiting forever at the next collective; no temp file is left."""

@@ -40,6 +40,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
+@pytest.mark.slow
 def test_second_train_on_a_run_directory_is_refused_and_the_first_run_is_intact(tmp_path):
     script = tmp_path / "cli.py"
     script.write_text(WAITING_CLI)
@@ -72,6 +73,7 @@ def test_second_train_on_a_run_directory_is_refused_and_the_first_run_is_intact(
     assert not (run / LOCK_NAME).exists()                                   # released at the end
 
 
+@pytest.mark.slow
 def test_lock_of_a_killed_process_is_taken_over_and_its_temp_files_removed(tmp_path, capsys):
     run = tmp_path / "run"
     hold = "import sys, time\nfrom ferlab.engine.run_lock import RunLock\nRunLock(sys.argv[1]).acquire()\n" \
@@ -112,6 +114,7 @@ def test_lock_in_one_process_refuses_a_second_holder_and_releases():
 
 
 @pytest.mark.ddp
+@pytest.mark.slow
 def test_torchrun_on_a_busy_run_directory_stops_every_rank(tmp_path):
     """Rank 0 checks the lock and every rank raises its error: none waits at a collective."""
     import socket
@@ -132,6 +135,7 @@ def test_torchrun_on_a_busy_run_directory_stops_every_rank(tmp_path):
     assert not (run / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_a_new_run_over_a_finished_one_says_it_starts_over(tmp_path, capsys):
     assert main(_train_args(tmp_path, "run", 1, 0.001)) == 0
     assert "held an earlier run" not in capsys.readouterr().out

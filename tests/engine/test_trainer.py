@@ -41,6 +41,7 @@ fit(cfg, resume=len(sys.argv) > 3)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -261,6 +261,7 @@ ls -A "$MNT/r" "$MNT/r/checkpoints" > "$OUT/files"
 """
 
 
+@pytest.mark.slow
 def test_a_real_full_disk(tmp_path):
     """An 80 MiB tmpfs holds one checkpoint of the run (59 MB) but not a second beside it: the
     resumed run's epoch-2 checkpoint fails in torch.save; the user gets one line, exit 2, and the

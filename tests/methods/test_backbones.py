@@ -50,6 +50,7 @@ def hooks(model) -> int:
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.slow
 def test_method_on_dlib_faces_trains_resumes_exactly_and_exports(tmp_path, method):
     full = fit(cfg(tmp_path, method, name="full"))
     first = Trainer(cfg(tmp_path, method, name="part"))

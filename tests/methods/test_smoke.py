@@ -57,6 +57,7 @@ def test_two_epoch_smoke_run(tmp_path, method, device):
 
 
 @pytest.mark.parametrize("method", ["eac", "rul", "dmue", "ldlva", "lanet"])
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, method):
     full = fit(cfg(tmp_path, method, name="full"))
     first = Trainer(cfg(tmp_path, method, name="part"))

@@ -74,6 +74,7 @@ def test_pretrained_cfg_is_timms_and_nothing_is_fetched():
     assert vit["mean"] == (0.5, 0.5, 0.5) and vit["min_input_size"] == 224          # a fixed-size model
 
 
+@pytest.mark.slow
 def test_weights_timm_fetches_only_when_asked_and_a_failed_fetch_is_one_line(tmp_path):
     """With the hub offline and empty caches, random init builds and ``weights="timm"`` -- the one path
     that downloads -- is a one-line WeightsError, not a traceback."""

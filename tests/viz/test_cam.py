@@ -27,6 +27,7 @@ def test_classifier_cam_of_a_one_class_model_equals_hand_computation():
     torch.testing.assert_close(cam.mean((1, 2)) + b, logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_dmue_cam_folds_the_bn_neck_so_the_map_mean_gives_the_logit():
     m = make("dmue")
     m.train()
@@ -92,6 +93,7 @@ def test_denormalize_inverts_the_method_eval_transform_and_overlay_keeps_image_s
     assert np.array_equal(overlay(img[0], np.zeros((2, 2)), alpha=0.0), img[0].permute(1, 2, 0).numpy())
 
 
+@pytest.mark.slow
 def test_attention_views_and_figure():
     from ferlab.viz.cam import attention_figure, attention_views
     img = torch.randint(1, 256, (2, 3, 48, 48), dtype=torch.uint8)

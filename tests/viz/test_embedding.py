@@ -43,6 +43,7 @@ def test_cache_of_other_labels_is_refused(tmp_path, data):
 
 
 @pytest.mark.parametrize("how", ["umap", "tsne"])
+@pytest.mark.slow
 def test_embedding_is_seeded_and_figure_has_two_panels(how):
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, (30, 8)), rng.normal(6, 1, (30, 8))]).astype(np.float32)
