@@ -21,7 +21,8 @@ def run(tmp_path_factory):
     cfg = TrainConfig(name="r", out_dir=str(out), dataset_args={"n": 64, "image_size": 32},
                       eval_dataset_args={"n": 48}, backbone="resnet10", input_size=32, epochs=3, batch_size=16,
                       lr=1e-2, noise="symmetric", noise_rate=0.3, progress=False, train_fit_every=2,
-                      tensorboard=True, amp="off", channels_last="off")   # float32: the curve does not depend on the thread count
+                      # float32: the curve does not depend on the thread count
+                      tensorboard=True, amp="off", channels_last="off")
     summary = fit(cfg)
     rows = [json.loads(x) for x in (out / "r" / "metrics.jsonl").read_text().splitlines()]
     yield out / "r", summary, rows
