@@ -23,6 +23,7 @@ def test_committed_without_outputs(path):
     assert len(params) == 1 and "SMOKE" in params[0].source, f"{path.name}: needs one 'parameters' cell with SMOKE"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_in_smoke_mode(path, tmp_path, device):
     from nbclient import NotebookClient

@@ -43,6 +43,7 @@ def run_in_kernel(tmp_path, widgets: bool):
     return nb.cells[1].outputs[0]["text"].strip(), text, widgets_shown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("widgets", [True, False], ids=["ipywidgets", "no-ipywidgets"])
 def test_a_kernel_shows_a_widget_or_one_line_per_epoch(tmp_path, widgets):
     pytest.importorskip("ipywidgets")
