@@ -1,4 +1,4 @@
-"""Wall time of the notebooks as a reader runs them: default parameters, a fresh kernel each, on this machine.
+"""Wall time of the notebooks as a reader runs them: default parameters, a fresh kernel each.
 
     python benchmarks/notebook_times.py                       # 03-07, each in a runs folder of its own (cold)
     python benchmarks/notebook_times.py --shared 00 01 02 03  # in order, one runs folder: later ones reuse runs

@@ -17,10 +17,10 @@ METHOD_PART = {"method", "method_args", "name", "optimizer", "lr", "weight_decay
 
 def test_without_ferplus_the_setting_is_synthetic_and_says_why(tmp_path):
     setting = choose_setting(data_root=tmp_path)         # no ferplus/ in it
-    assert setting.dataset == "synthetic" and setting.name == "synthetic64"
+    assert setting.dataset == "synthetic" and setting.name == "synthetic48"
     assert "FERPlus was not found" in setting.why and "FERLAB_DATA" in setting.why
     smoke = choose_setting(smoke=True, data_root=tmp_path)
-    assert smoke.name == "synthetic64-smoke" and (smoke.n_train, smoke.epochs) == (64, 1)
+    assert smoke.name == "synthetic48-smoke" and (smoke.n_train, smoke.epochs) == (64, 1)
     assert "synthetic faces" in smoke.describe() and setting.why in setting.describe()
 
 
