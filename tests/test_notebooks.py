@@ -62,6 +62,8 @@ def default_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FERLAB_NOTEBOOK_DEFAULTS"),
+                    reason="~5 min per notebook on 2 cores: FERLAB_NOTEBOOK_DEFAULTS=1 runs 03-07 at their defaults")
 @pytest.mark.parametrize("path", METHOD_NOTEBOOKS, ids=lambda p: p.stem)
 def test_method_notebook_at_its_defaults_holds_what_it_claims(path, default_runs):
     """03-07 with their default parameters (benchmarks/notebook_times.py runs them the same way): each writes
